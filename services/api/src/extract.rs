@@ -1,0 +1,91 @@
+//! Request extractors: the authenticated caller, and JSON bodies whose errors name the field.
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use serde::de::DeserializeOwned;
+use switchyard_domain::Permission;
+use switchyard_store::auth::{self, AuthUser};
+
+use crate::error::{ApiError, FieldError};
+use crate::ApiState;
+
+/// The caller, authenticated by `Authorization: Bearer <token>`.
+pub struct Auth(pub AuthUser);
+
+impl Auth {
+    /// Fails with 403 unless the caller's role grants `p`.
+    pub fn require(&self, p: Permission) -> Result<&AuthUser, ApiError> {
+        if self.0.role.can(p) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(p.as_str()))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Auth
+where
+    ApiState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = ApiState::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let mut conn = state.store.pool().acquire().await?;
+        let user = auth::authenticate(&mut conn, token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        tracing::Span::current().record("user_id", user.id);
+        Ok(Auth(user))
+    }
+}
+
+/// A JSON body; a malformed one is a 400 problem naming the offending field.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        if !is_json {
+            return Err(ApiError::BadRequest(
+                "expected a JSON body (content-type: application/json)".into(),
+                Vec::new(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}"), Vec::new()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Ok(ApiJson(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let field = if path == "." { "body".to_owned() } else { path };
+                let message = e.into_inner().to_string();
+                Err(ApiError::BadRequest(
+                    format!("invalid field {field}: {message}"),
+                    vec![FieldError { field, message }],
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The REST API (`/api/mind/...`), keeping the paths, field names and enum values of the seeds.
+//!
+//! Tickets created over HTTP travel through ingest like every other channel: the API publishes to
+//! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
+
+mod dlq;
+mod error;
+mod extract;
+mod settings;
+mod tickets;
+mod waiters;
+
+pub use error::{ApiError, Problem};
+pub use waiters::Waiters;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use switchyard_bus::Bus;
+use switchyard_store::settings::SettingsCache;
+use switchyard_store::Store;
+use switchyard_telemetry::Health;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::extract::Auth;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub bus: Bus,
+    pub settings: SettingsCache,
+    pub waiters: Waiters,
+    /// How long `POST /ticket` waits for ingest before answering 202.
+    pub reply_timeout: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard API",
+        description = "Open AI customer-service backend for energy utilities. Paths, fields and enum values follow the reference product's API."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(error::Problem, error::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes and the OpenAPI document generated from them.
+pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(tickets::routes())
+        .merge(settings::routes())
+        .merge(dlq::routes())
+        .split_for_parts()
+}
+
+/// The whole HTTP application: the API, its OpenAPI document, health and metrics.
+pub fn app(state: ApiState, health: Health) -> Router {
+    let (api, openapi) = routes();
+    let doc = std::sync::Arc::new(openapi);
+    api.route(
+        "/api/mind/docs/open-api",
+        get(move |_auth: Auth| {
+            let doc = doc.clone();
+            async move { axum::Json((*doc).clone()).into_response() }
+        }),
+    )
+    .route("/api/mind/health", get(|| async { axum::Json(serde_json::json!({"success": true, "status": "ok"})) }))
+    .with_state(state)
+    .merge(health.router())
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        |req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), user_id = tracing::field::Empty)
+        },
+    ))
+}
+
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    state: ApiState,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "API listening");
+    health.set_ready(true);
+    axum::serve(listener, app(state, health)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// `limit`/`offset` of list endpoints.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// 1 to 1000, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    pub fn resolve(&self) -> Result<(i64, i64), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::field("limit", "must be between 1 and 1000"));
+        }
+        if offset < 0 {
+            return Err(ApiError::field("offset", "must not be negative"));
+        }
+        Ok((limit, offset))
+    }
+}

@@ -1,0 +1,415 @@
+//! Ticket endpoints.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchyard_domain::*;
+use switchyard_store::{audit, stage_runs, tickets};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{ApiJson, Auth};
+use crate::ApiState;
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_ticket))
+        .routes(routes!(get_ticket))
+        .routes(routes!(ticket_activity))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreateParams {
+    /// `realtime`: also wait for the ai stage; `batch` (default) or `false`: answer once stored.
+    pub process: Option<String>,
+}
+
+/// Body of `POST /api/mind/ticket`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTicket {
+    pub channel: Option<Channel>,
+    pub direction: Option<Direction>,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    pub subchannel_id: Option<i64>,
+    pub subject: Option<String>,
+    /// HTML or plain text.
+    pub body: Option<String>,
+    pub priority: Option<Priority>,
+    pub status: Option<TicketStatus>,
+    pub external_ticket_id: Option<String>,
+    /// Accepted as a string or a number.
+    pub contract_id: Option<Value>,
+    pub channel_id: Option<String>,
+    /// The seed's format, ISO 8601 or unix seconds.
+    pub created_at: Option<Value>,
+    pub additional_data: Option<Value>,
+}
+
+/// Largest body accepted on the API (larger mails arrive through the mail connector).
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+impl CreateTicket {
+    fn validate(self) -> Result<InboundTicket, ApiError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        let channel = self.channel.unwrap_or(Channel::Email);
+        let from = self.from.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty());
+        if from.is_none() && channel != Channel::System {
+            bad("from", "required unless channel is system");
+        }
+        if channel == Channel::Email {
+            if let Some(f) = &from {
+                if !looks_like_email(f) {
+                    bad("from", "must be an e-mail address for channel email");
+                }
+            }
+        }
+        for (i, t) in self.to.iter().enumerate() {
+            if t.trim().is_empty() {
+                bad(&format!("to[{i}]"), "must not be empty");
+            }
+        }
+        let has_text = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if !has_text(&self.subject) && !has_text(&self.body) {
+            bad("body", "a ticket needs a subject or a body");
+        }
+        if self.body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
+            bad("body", "larger than 1 MiB");
+        }
+        let contract_id = match self.contract_id {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+            Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => Some(s),
+            Some(_) => {
+                bad("contractId", "must be a numeric id");
+                None
+            }
+        };
+        let created_at = match self.created_at {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                let t = time::parse_time(&s);
+                if t.is_none() {
+                    bad("createdAt", "not a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or unix seconds)");
+                }
+                t
+            }
+            Some(Value::Number(n)) => {
+                let t = n.as_i64().and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+                if t.is_none() {
+                    bad("createdAt", "not a unix timestamp");
+                }
+                t
+            }
+            Some(_) => {
+                bad("createdAt", "must be a string or a number");
+                None
+            }
+        };
+        if self.additional_data.as_ref().is_some_and(|d| !d.is_object()) {
+            bad("additionalData", "must be an object");
+        }
+        if !errors.is_empty() {
+            let summary = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ApiError::BadRequest(format!("invalid ticket: {summary}"), errors));
+        }
+        Ok(InboundTicket {
+            channel: Some(channel),
+            direction: self.direction,
+            from,
+            from_name: self.from_name,
+            to: self.to,
+            cc: self.cc,
+            bcc: self.bcc,
+            subchannel_id: self.subchannel_id,
+            subject: self.subject,
+            body: self.body,
+            priority: self.priority,
+            status: self.status,
+            external_ticket_id: self.external_ticket_id,
+            contract_id,
+            channel_id: self.channel_id,
+            created_at,
+            additional_data: self.additional_data,
+        })
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let addr = s.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>')).unwrap_or(s);
+    match addr.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains(' '),
+        None => false,
+    }
+}
+
+/// Answer when ingest has not confirmed in time: the ticket still appears.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    success: bool,
+    request_id: String,
+    message: String,
+}
+
+/// Create a ticket
+///
+/// The ticket goes through ingest like every other channel; the answer is the stored ticket. An
+/// `Idempotency-Key` header makes retries of the same request return the same ticket.
+#[utoipa::path(
+    post,
+    path = "/api/mind/ticket",
+    tag = "ticket",
+    params(CreateParams),
+    request_body = CreateTicket,
+    responses(
+        (status = 200, description = "The stored ticket", body = Ticket),
+        (status = 202, description = "Accepted; not confirmed in time", body = Accepted),
+        (status = 400, description = "Invalid fields", body = crate::Problem),
+        (status = 401, description = "Not authenticated", body = crate::Problem),
+        (status = 403, description = "Missing permission", body = crate::Problem),
+    )
+)]
+async fn create_ticket(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Query(params): Query<CreateParams>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateTicket>,
+) -> ApiResult<Response> {
+    auth.require(Permission::UpdateTickets)?;
+    let after = match params.process.as_deref() {
+        None | Some("batch") | Some("false") => Stage::Ingest,
+        Some("realtime") => Stage::Ai,
+        Some(_) => return Err(ApiError::field("process", "must be realtime, batch or false")),
+    };
+    let ticket = body.validate()?;
+    let request_id = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => k.to_owned(),
+        Some(_) => return Err(ApiError::field("Idempotency-Key", "must be 1 to 200 visible characters")),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let key = format!("api:{}:{request_id}", auth.0.id);
+    let wait_id = uuid::Uuid::new_v4().simple().to_string();
+    let (reply_subject, waiting) = state.waiters.register(&wait_id);
+    let envelope = InboundEnvelope {
+        v: ENVELOPE_VERSION,
+        key: key.clone(),
+        received_at: Utc::now(),
+        reply: Some(ReplyPoint {
+            subject: reply_subject,
+            after,
+        }),
+        ticket,
+    };
+    state.bus.publish_json("inbound.api", &key, &envelope).await?;
+
+    let answer = waiting.wait(state.reply_timeout).await;
+    let ticket_id = answer.as_ref().and_then(|a| a.get("ticketId")).and_then(Value::as_i64);
+    match ticket_id {
+        Some(id) => {
+            let mut conn = state.store.pool().acquire().await?;
+            let t = tickets::load(&mut conn, id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+            Ok(Json(t).into_response())
+        }
+        None => Ok((
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                success: true,
+                request_id,
+                message: "accepted; the ticket will appear once ingest has stored it".into(),
+            }),
+        )
+            .into_response()),
+    }
+}
+
+/// Get a ticket
+#[utoipa::path(
+    get,
+    path = "/api/mind/ticket/{ticketId}",
+    tag = "ticket",
+    params(("ticketId" = i64, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The ticket", body = Ticket),
+        (status = 401, description = "Not authenticated", body = crate::Problem),
+        (status = 404, description = "No such ticket", body = crate::Problem),
+    )
+)]
+async fn get_ticket(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+) -> ApiResult<Json<Ticket>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&ticket_id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let t = tickets::load(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    Ok(Json(t))
+}
+
+pub(crate) fn parse_ticket_id(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::field("ticketId", "must be a positive integer"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityParams {
+    /// Also list every recorded change of the ticket (the audit log).
+    pub show_technical_information: Option<bool>,
+}
+
+/// One stage a ticket passed.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct StageActivity {
+    /// `ingest`, `ai`, `router` or `autoexecute`.
+    stage: String,
+    message_id: Option<i64>,
+    #[schema(example = "2022-12-13 22:18:06")]
+    at: String,
+    started_at: chrono::DateTime<Utc>,
+    finished_at: chrono::DateTime<Utc>,
+    duration_ms: f64,
+    /// The replica that did the work.
+    replica: String,
+    trace_id: Option<String>,
+    outcome: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Activity {
+    success: bool,
+    ticket_id: i64,
+    processing_flags: Vec<ProcessingFlag>,
+    activity: Vec<StageActivity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<Vec<Value>>,
+}
+
+/// Get ticket activity
+///
+/// The ticket's timeline: each stage it passed, when, by which replica, with the outcome.
+#[utoipa::path(
+    get,
+    path = "/api/mind/ticket/{ticketId}/activity",
+    tag = "ticket",
+    params(("ticketId" = i64, Path, description = "Ticket id"), ActivityParams),
+    responses(
+        (status = 200, description = "Timeline, oldest first", body = Activity),
+        (status = 401, description = "Not authenticated", body = crate::Problem),
+        (status = 404, description = "No such ticket", body = crate::Problem),
+    )
+)]
+async fn ticket_activity(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+    Query(params): Query<ActivityParams>,
+) -> ApiResult<Json<Activity>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&ticket_id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let flags = tickets::processing_flags(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    let runs = stage_runs::for_ticket(&mut conn, id).await?;
+    let activity = runs
+        .into_iter()
+        .map(|r| StageActivity {
+            at: time::format_ticket_time(r.finished_at),
+            duration_ms: (r.finished_at - r.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+            stage: r.stage,
+            message_id: r.message_id,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            replica: r.replica,
+            trace_id: r.trace_id,
+            outcome: r.outcome,
+        })
+        .collect();
+    let changes = if params.show_technical_information.unwrap_or(false) {
+        let entries = audit::for_entity(&mut conn, "ticket", &id.to_string()).await?;
+        Some(
+            entries
+                .into_iter()
+                .map(|e| json!({"at": time::format_ticket_time(e.at), "actor": e.actor, "action": e.action, "changes": e.changes}))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(Json(Activity {
+        success: true,
+        ticket_id: id,
+        processing_flags: flags,
+        activity,
+        changes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> CreateTicket {
+        serde_json::from_value(v).expect("deserialize")
+    }
+
+    #[test]
+    fn a_valid_mail_passes() {
+        let t = body(json!({"from": "Tom <tom@mustermann.de>", "subject": "Zählerstand", "contractId": 746839}))
+            .validate()
+            .expect("valid");
+        assert_eq!(t.contract_id.as_deref(), Some("746839"));
+        assert_eq!(t.channel, Some(Channel::Email));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let err = body(json!({"from": "nobody", "contractId": "x1", "createdAt": "soon"}))
+            .validate()
+            .expect_err("invalid");
+        let ApiError::BadRequest(_, errors) = err else { panic!("not a 400") };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["from", "body", "contractId", "createdAt"]);
+    }
+
+    #[test]
+    fn unknown_enum_values_are_rejected_by_serde() {
+        let r: Result<CreateTicket, _> = serde_json::from_value(json!({"channel": "fax"}));
+        assert!(r.is_err());
+    }
+}

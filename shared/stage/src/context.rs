@@ -1,0 +1,96 @@
+//! The stage's handle on the world: the transaction, and every side effect, which a test run
+//! records instead of applying.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchyard_domain::{InboundTicket, TicketStatus};
+use switchyard_store::tickets::{self, Stored, TicketPatch};
+use switchyard_store::{PgConnection, Postgres, Transaction};
+
+use crate::StageError;
+
+/// Whether effects happen or are only written down (AI quality check runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectMode {
+    Apply,
+    RecordOnly,
+}
+
+/// An event to publish on `events.<name>` once the transaction committed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PendingEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+pub struct StageCx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) mode: EffectMode,
+    pub(crate) actor: String,
+    pub(crate) status: Option<TicketStatus>,
+    pub(crate) recorded: Vec<Value>,
+    pub(crate) events: Vec<PendingEvent>,
+}
+
+impl StageCx {
+    /// For reads. Writes go through the effect methods below.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub fn mode(&self) -> &EffectMode {
+        &self.mode
+    }
+
+    /// The ticket's status, read under its row lock at the start of this stage.
+    pub fn ticket_status(&self) -> Option<TicketStatus> {
+        self.status
+    }
+
+    /// The audit actor of this stage: `service:<stage>@<replica>`.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub async fn patch_ticket(&mut self, ticket_id: i64, patch: &TicketPatch) -> Result<(), StageError> {
+        match self.mode {
+            EffectMode::Apply => {
+                tickets::apply_patch(&mut self.tx, ticket_id, patch, &self.actor).await?;
+            }
+            EffectMode::RecordOnly => self
+                .recorded
+                .push(json!({"effect": "patchTicket", "ticketId": ticket_id, "patch": patch})),
+        }
+        Ok(())
+    }
+
+    /// Stores an inbound item as a ticket and message (ingest). Test runs replay stored tickets
+    /// and never create one.
+    pub async fn store_inbound(
+        &mut self,
+        key: &str,
+        t: &InboundTicket,
+        body_plain: Option<&str>,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Stored, StageError> {
+        if self.mode == EffectMode::RecordOnly {
+            return Err(StageError::Permanent(
+                "a test run cannot create tickets".into(),
+            ));
+        }
+        Ok(tickets::insert_inbound(&mut self.tx, key, t, body_plain, received_at, &self.actor).await?)
+    }
+
+    /// Emits `events.<name>` after commit (recorded only in a test run).
+    pub fn emit(&mut self, name: &str, data: Value) {
+        match self.mode {
+            EffectMode::Apply => self.events.push(PendingEvent {
+                name: name.to_owned(),
+                data,
+            }),
+            EffectMode::RecordOnly => self
+                .recorded
+                .push(json!({"effect": "event", "name": name, "data": data})),
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The consumer loop and the per-message protocol.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backoff::ExponentialBackoff;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use switchyard_bus::{AckKind, Bus, ConsumerSettings, Message, StreamKind};
+use switchyard_domain::{Envelope, ProcessingFlag};
+use switchyard_store::{dead_letters, stage_runs, tickets, Store};
+use switchyard_telemetry::Health;
+use tokio::sync::watch;
+use tracing::{field, Instrument};
+
+use crate::context::{EffectMode, PendingEvent, StageCx};
+use crate::{StageError, StageHandler, StageOutput, WorkKey};
+
+/// Tuning of one stage's consumer and retries.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    /// Messages processed at once by this replica.
+    pub concurrency: usize,
+    pub consumer: ConsumerSettings,
+    /// Delay before redelivery after the n-th failed delivery (the last entry repeats).
+    pub retry_delays: Vec<Duration>,
+    /// How long in-process retries of one delivery may take before it is nak'ed.
+    pub in_process_retry: Duration,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            concurrency: 64,
+            consumer: ConsumerSettings {
+                ack_wait: Duration::from_secs(30),
+                max_deliver: 5,
+                max_ack_pending: 4096,
+            },
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+            in_process_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every stage needs from the process.
+#[derive(Clone)]
+pub struct StageDeps {
+    pub bus: Bus,
+    pub store: Store,
+    /// Names this process in markers and the audit log (`REPLICA_ID`, or host and pid).
+    pub replica: String,
+    pub health: Health,
+}
+
+/// Runs a stage until `shutdown` turns true: stops pulling, finishes what is in flight, returns.
+pub async fn run_stage<H: StageHandler>(
+    handler: Arc<H>,
+    deps: StageDeps,
+    config: StageConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StageError> {
+    let stage = H::STAGE;
+    let input = stage.input_subject();
+    let kind = StreamKind::for_subject(input)
+        .ok_or_else(|| StageError::Permanent(format!("no stream holds {input}")))?;
+    deps.bus.ensure_streams().await?;
+    let lag_task = tokio::spawn(report_lag(deps.bus.clone(), kind, stage.as_str(), shutdown.clone()));
+
+    let reconnect = backoff::backoff::Backoff::next_backoff;
+    let mut retry = ExponentialBackoff {
+        max_elapsed_time: None,
+        max_interval: Duration::from_secs(30),
+        ..Default::default()
+    };
+    while !*shutdown.borrow() {
+        let consumer = match deps
+            .bus
+            .durable_consumer(kind, stage.as_str(), input, &config.consumer)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, stage = %stage, "consumer unavailable; retrying");
+                let wait = reconnect(&mut retry).unwrap_or(Duration::from_secs(30));
+                wait_or_shutdown(wait, &mut shutdown).await;
+                continue;
+            }
+        };
+        let messages = match consumer
+            .stream()
+            .max_messages_per_batch(config.concurrency.max(1))
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, stage = %stage, "cannot pull; retrying");
+                let wait = reconnect(&mut retry).unwrap_or(Duration::from_secs(30));
+                wait_or_shutdown(wait, &mut shutdown).await;
+                continue;
+            }
+        };
+        deps.health.set_ready(true);
+        backoff::backoff::Backoff::reset(&mut retry);
+        tracing::info!(stage = %stage, replica = %deps.replica, "consuming");
+
+        let mut stop = shutdown.clone();
+        let stream_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = stream_failed.clone();
+        messages
+            .take_until(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .take_while(|m| {
+                let ok = m.is_ok();
+                if let Err(e) = m {
+                    tracing::warn!(error = %e, stage = %stage, "pull stream failed; recreating");
+                    failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                futures::future::ready(ok)
+            })
+            .filter_map(|m| futures::future::ready(m.ok()))
+            .for_each_concurrent(config.concurrency, |msg| {
+                let handler = handler.clone();
+                let deps = deps.clone();
+                let config = config.clone();
+                async move { handle_message(&*handler, &deps, &config, msg).await }
+            })
+            .await;
+        if stream_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            let wait = reconnect(&mut retry).unwrap_or(Duration::from_secs(30));
+            wait_or_shutdown(wait, &mut shutdown).await;
+        }
+    }
+    deps.health.set_ready(false);
+    lag_task.abort();
+    tracing::info!(stage = %stage, "stopped");
+    Ok(())
+}
+
+async fn wait_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
+    let _ = tokio::time::timeout(d, shutdown.wait_for(|s| *s)).await;
+}
+
+/// Publishes the consumer's lag as a gauge (what autoscaling reads).
+async fn report_lag(bus: Bus, kind: StreamKind, stage: &'static str, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Ok(lag) = bus.consumer_lag(kind, stage).await {
+            metrics::gauge!("switchyard_consumer_lag", "stage" => stage).set(lag as f64);
+        }
+        wait_or_shutdown(Duration::from_secs(5), &mut shutdown).await;
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// The outcome of one attempt at a message.
+enum Done {
+    /// This delivery did the work.
+    Fresh {
+        marker: stage_runs::StageRun,
+    },
+    /// An earlier delivery did it; hand on what it recorded.
+    Already {
+        marker: stage_runs::StageRun,
+    },
+}
+
+async fn handle_message<H: StageHandler>(handler: &H, deps: &StageDeps, config: &StageConfig, msg: Message) {
+    let stage = H::STAGE.as_str();
+    let started = Instant::now();
+    let (deliveries, sequence) = match msg.info() {
+        Ok(i) => (i.delivered, i.stream_sequence),
+        Err(_) => (1, 0),
+    };
+    let span = tracing::info_span!(
+        "stage",
+        otel.name = stage,
+        stage,
+        ticket_id = field::Empty,
+        message_id = field::Empty,
+        deliveries,
+    );
+    switchyard_telemetry::extract_context(&span, &switchyard_bus::header_pairs(&msg));
+
+    async {
+        let input: H::Input = match serde_json::from_slice(&msg.payload) {
+            Ok(i) => i,
+            Err(e) => {
+                let err = StageError::Permanent(format!("unreadable envelope: {e}"));
+                dead_letter(deps, stage, &msg, None, &err, deliveries, sequence).await;
+                return;
+            }
+        };
+        let key = H::key(&input);
+        if let Some(t) = key.ticket_id {
+            tracing::Span::current().record("ticket_id", t);
+        }
+
+        let attempt = || async {
+            attempt_once(handler, deps, &key, &input)
+                .await
+                .map_err(|e| {
+                    if e.is_transient() {
+                        backoff::Error::transient(e)
+                    } else {
+                        backoff::Error::permanent(e)
+                    }
+                })
+        };
+        let policy = ExponentialBackoff {
+            initial_interval: Duration::from_millis(50),
+            max_interval: Duration::from_millis(500),
+            max_elapsed_time: Some(config.in_process_retry),
+            ..Default::default()
+        };
+        let result = match backoff::future::retry(policy, attempt).await {
+            Ok(done) => hand_on(deps, &key, done).await,
+            Err(e) => Err(e),
+        };
+
+        match result {
+            Ok(()) => {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the redelivery will find the marker");
+                }
+                metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "ok").increment(1);
+                metrics::histogram!("switchyard_stage_duration_seconds", "stage" => stage)
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Err(e) if e.is_transient() && deliveries < config.consumer.max_deliver => {
+                let idx = (deliveries.max(1) - 1) as usize;
+                let delay = config
+                    .retry_delays
+                    .get(idx)
+                    .or(config.retry_delays.last())
+                    .copied()
+                    .unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, ?delay, "transient failure; will be redelivered");
+                metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "retry").increment(1);
+                if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak failed; AckWait will redeliver");
+                }
+            }
+            Err(e) => {
+                dead_letter(deps, stage, &msg, key.ticket_id, &e, deliveries, sequence).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// One transaction: claim the marker, do the work, record the completion, commit.
+async fn attempt_once<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    key: &WorkKey,
+    input: &H::Input,
+) -> Result<Done, StageError> {
+    let stage = H::STAGE.as_str();
+    let marker_key = stage_runs::MarkerKey {
+        stage,
+        input_key: &key.input_key,
+        test_run_key: &key.test_run_key,
+    };
+    let mut tx = deps.store.begin().await?;
+    let trace_id = switchyard_telemetry::current_trace_id();
+    let Some(marker_id) =
+        stage_runs::claim(&mut tx, &marker_key, &deps.replica, trace_id.as_deref(), Utc::now()).await?
+    else {
+        tx.rollback().await.map_err(switchyard_store::StoreError::from)?;
+        let mut conn = deps.store.pool().acquire().await.map_err(switchyard_store::StoreError::from)?;
+        let marker = stage_runs::find(&mut conn, &marker_key)
+            .await?
+            .ok_or_else(|| StageError::Transient("marker vanished".into()))?;
+        tracing::info!("already processed; handing on the recorded result");
+        return Ok(Done::Already { marker });
+    };
+
+    // Lock the ticket: stages and executions on one ticket run one after the other, and every
+    // stage sees the current status.
+    let status = match key.ticket_id {
+        Some(t) => Some(tickets::lock_status(&mut tx, t).await?),
+        None => None,
+    };
+    let mode = if key.test_run_key.is_empty() {
+        EffectMode::Apply
+    } else {
+        EffectMode::RecordOnly
+    };
+    let mut cx = StageCx {
+        tx,
+        mode,
+        actor: format!("service:{stage}@{}", deps.replica),
+        status,
+        recorded: Vec::new(),
+        events: Vec::new(),
+    };
+    let out: StageOutput = handler.process(&mut cx, input).await?;
+    let span = tracing::Span::current();
+    span.record("ticket_id", out.ticket_id);
+    span.record("message_id", out.message_id);
+
+    let StageCx {
+        mut tx,
+        mode,
+        recorded,
+        events,
+        ..
+    } = cx;
+    let completion = stage_runs::Completion {
+        ticket_id: Some(out.ticket_id),
+        message_id: Some(out.message_id),
+        outcome: out.outcome,
+        next_envelope: out
+            .next
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(StageError::permanent)?,
+        events: serde_json::to_value(&events).map_err(StageError::permanent)?,
+        recorded_effects: (mode == EffectMode::RecordOnly).then(|| Value::Array(recorded)),
+    };
+    stage_runs::complete(&mut tx, marker_id, &completion).await?;
+    let marker = stage_runs::StageRun {
+        id: marker_id,
+        stage: stage.to_owned(),
+        ticket_id: completion.ticket_id,
+        message_id: completion.message_id,
+        test_run_key: key.test_run_key.clone(),
+        replica: deps.replica.clone(),
+        trace_id,
+        started_at: Utc::now(),
+        finished_at: Utc::now(),
+        outcome: completion.outcome,
+        next_envelope: completion.next_envelope,
+        events: completion.events,
+        recorded_effects: completion.recorded_effects,
+    };
+    tx.commit().await.map_err(switchyard_store::StoreError::from)?;
+    Ok(Done::Fresh { marker })
+}
+
+/// Publishes what the committed work hands on, then answers a waiting API request.
+async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), StageError> {
+    let marker = match done {
+        Done::Fresh { marker } | Done::Already { marker } => marker,
+    };
+    let stage = switchyard_domain::Stage::parse(&marker.stage)
+        .ok_or_else(|| StageError::Permanent(format!("unknown stage {}", marker.stage)))?;
+    if let (Some(next), Some(subject)) = (&marker.next_envelope, stage.output_subject()) {
+        let env: Envelope = serde_json::from_value(next.clone()).map_err(StageError::permanent)?;
+        let next_stage = switchyard_domain::Stage::ALL
+            .into_iter()
+            .find(|s| s.input_subject() == subject)
+            .unwrap_or(stage);
+        deps.bus
+            .publish_json(subject, &env.msg_id(next_stage), &env)
+            .await?;
+    }
+    let events: Vec<PendingEvent> = serde_json::from_value(marker.events.clone()).unwrap_or_default();
+    for ev in events {
+        let msg_id = format!("{}:{}:{}", ev.name, marker.stage, key.input_key);
+        let body = json!({"event": ev.name, "ticketId": marker.ticket_id, "data": ev.data});
+        deps.bus
+            .publish_json(&format!("events.{}", ev.name), &msg_id, &body)
+            .await?;
+    }
+    if let Some(reply) = &key.reply {
+        if reply.after == stage {
+            let body = json!({"ticketId": marker.ticket_id, "stage": marker.stage});
+            // A lost answer only makes the API answer 202; the ticket is stored either way.
+            let _ = deps
+                .bus
+                .notify(&reply.subject, Bytes::from(body.to_string()))
+                .await;
+        }
+    }
+    Ok(())
+}
+
+/// Stores the message as a dead letter, copies it to `dlq.<stage>`, flags the ticket, and only
+/// then acknowledges it. If Postgres is unreachable the message is nak'ed instead: never dropped.
+async fn dead_letter(
+    deps: &StageDeps,
+    stage: &'static str,
+    msg: &Message,
+    ticket_id: Option<i64>,
+    error: &StageError,
+    deliveries: i64,
+    sequence: u64,
+) {
+    tracing::error!(error = %error, deliveries, "giving up; dead-lettering");
+    metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "dead_letter").increment(1);
+    let subject = deps.bus.unprefixed(msg.subject.as_str()).to_owned();
+    let msg_id = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str().to_owned());
+    let error_text = error.to_string();
+
+    let store_it = || async {
+        let mut tx = deps.store.begin().await?;
+        let id = dead_letters::insert(
+            &mut tx,
+            &dead_letters::NewDeadLetter {
+                stage,
+                subject: &subject,
+                msg_id: msg_id.as_deref(),
+                payload: &msg.payload,
+                error: &error_text,
+                deliveries,
+                stream_sequence: Some(sequence as i64),
+                ticket_id,
+            },
+        )
+        .await?;
+        if let Some(t) = ticket_id {
+            let flag = ProcessingFlag {
+                code: "deadLettered".into(),
+                message: format!("{stage} gave up after {deliveries} deliveries: {error_text}"),
+                stage: Some(stage.to_owned()),
+                at: Some(Utc::now()),
+            };
+            tickets::add_processing_flag(&mut tx, t, &flag, &format!("service:{stage}@{}", deps.replica)).await?;
+        }
+        tx.commit().await?;
+        Ok::<i64, switchyard_store::StoreError>(id)
+    };
+    let policy = ExponentialBackoff {
+        max_elapsed_time: Some(Duration::from_secs(20)),
+        ..Default::default()
+    };
+    let stored = backoff::future::retry(policy, || async {
+        store_it().await.map_err(backoff::Error::transient)
+    })
+    .await;
+    let id = match stored {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store the dead letter; leaving the message for redelivery");
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(30)))).await;
+            return;
+        }
+    };
+    let copy = json!({
+        "deadLetterId": id,
+        "stage": stage,
+        "subject": subject,
+        "error": error_text,
+        "deliveries": deliveries,
+        "ticketId": ticket_id,
+        "payload": String::from_utf8_lossy(&msg.payload),
+    });
+    if let Err(e) = deps
+        .bus
+        .publish_json(&format!("dlq.{stage}"), &format!("dlq:{stage}:{sequence}"), &copy)
+        .await
+    {
+        // Postgres holds it; the stream copy is for subscribers only.
+        tracing::warn!(error = %e, "dead letter stored but not copied to the DLQ stream");
+    }
+    if let Err(e) = msg.ack().await {
+        tracing::warn!(error = %e, "ack of dead letter failed; a redelivery stores it once");
+    }
+}

@@ -1,0 +1,298 @@
+//! The typed settings store: every setting has a type, a default, a category and a validation;
+//! secrets are only shown to callers with `readSecretSettings`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use tokio::sync::RwLock;
+
+use crate::{audit, Result, StoreError, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SettingType {
+    Bool,
+    Number,
+    String,
+    StringList,
+    Json,
+}
+
+/// The definition of one known setting.
+#[derive(Debug, Clone)]
+pub struct SettingDef {
+    pub name: &'static str,
+    pub category: &'static str,
+    pub kind: SettingType,
+    pub secret: bool,
+    pub description: &'static str,
+    pub default: fn() -> Value,
+    /// Extra bounds beyond the type; `Err` names what is wrong.
+    pub check: fn(&Value) -> Result<(), String>,
+}
+
+fn no_check(_: &Value) -> Result<(), String> {
+    Ok(())
+}
+
+fn positive_hours(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(h) if h > 0.0 && h <= 24.0 * 365.0 => Ok(()),
+        _ => Err("must be a number of hours between 0 and 8760".into()),
+    }
+}
+
+fn language_codes(v: &Value) -> Result<(), String> {
+    let ok = v.as_array().is_some_and(|a| {
+        !a.is_empty()
+            && a.iter().all(|c| {
+                c.as_str()
+                    .is_some_and(|s| s.len() == 2 && s.chars().all(|ch| ch.is_ascii_lowercase()))
+            })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a non-empty list of ISO 639-1 codes such as \"de\"".into())
+    }
+}
+
+/// Every setting Switchyard knows. Unknown names are rejected, so a typo never silently
+/// configures nothing.
+pub static DEFINITIONS: &[SettingDef] = &[
+    SettingDef {
+        name: "languages",
+        category: "ai",
+        kind: SettingType::StringList,
+        secret: false,
+        description: "Languages the ai stage chooses from (ISO 639-1).",
+        default: || json!(["de", "en"]),
+        check: language_codes,
+    },
+    SettingDef {
+        name: "defaultSlaHours",
+        category: "routing",
+        kind: SettingType::Number,
+        secret: false,
+        description: "Hours until dueBy when no tag sets an SLA.",
+        default: || json!(48),
+        check: positive_hours,
+    },
+    SettingDef {
+        name: "firstResponseHours",
+        category: "routing",
+        kind: SettingType::Number,
+        secret: false,
+        description: "Hours until firstResponseDueBy.",
+        default: || json!(24),
+        check: positive_hours,
+    },
+    SettingDef {
+        name: "enableAiAutoProcessing",
+        category: "autoProcessing",
+        kind: SettingType::Bool,
+        secret: false,
+        description: "Whether tickets may be answered without a person (dark processing).",
+        default: || json!(false),
+        check: no_check,
+    },
+    SettingDef {
+        name: "erpApiToken",
+        category: "erp",
+        kind: SettingType::String,
+        secret: true,
+        description: "Credential for the ERP's HTTP API.",
+        default: || json!(""),
+        check: no_check,
+    },
+];
+
+pub fn definition(name: &str) -> Option<&'static SettingDef> {
+    DEFINITIONS.iter().find(|d| d.name == name)
+}
+
+/// Checks a value against its definition.
+pub fn validate(name: &str, value: &Value) -> Result<&'static SettingDef> {
+    let def = definition(name).ok_or_else(|| StoreError::invalid(name, "unknown setting"))?;
+    let type_ok = match def.kind {
+        SettingType::Bool => value.is_boolean(),
+        SettingType::Number => value.is_number(),
+        SettingType::String => value.is_string(),
+        SettingType::StringList => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string)),
+        SettingType::Json => true,
+    };
+    if !type_ok {
+        return Err(StoreError::invalid(
+            name,
+            format!("expected a value of type {:?}", def.kind),
+        ));
+    }
+    (def.check)(value).map_err(|m| StoreError::invalid(name, m))?;
+    Ok(def)
+}
+
+/// One setting as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingView {
+    pub name: &'static str,
+    pub value: Value,
+    pub category: &'static str,
+    #[serde(rename = "type")]
+    pub kind: SettingType,
+    pub secret: bool,
+    pub description: &'static str,
+    pub is_default: bool,
+    pub modified_by: Option<String>,
+    pub modified_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// All settings with their current values; secret values are replaced by `null` unless
+/// `show_secrets`.
+pub async fn list(conn: &mut PgConnection, show_secrets: bool) -> Result<Vec<SettingView>> {
+    let rows: Vec<(String, Value, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT name, value, modified_by, modified_at FROM settings")
+            .fetch_all(conn)
+            .await?;
+    let stored: HashMap<String, (Value, String, chrono::DateTime<chrono::Utc>)> = rows
+        .into_iter()
+        .map(|(n, v, by, at)| (n, (v, by, at)))
+        .collect();
+    Ok(DEFINITIONS
+        .iter()
+        .map(|d| {
+            let s = stored.get(d.name);
+            let value = s.map(|(v, _, _)| v.clone()).unwrap_or_else(d.default);
+            SettingView {
+                name: d.name,
+                value: if d.secret && !show_secrets {
+                    Value::Null
+                } else {
+                    value
+                },
+                category: d.category,
+                kind: d.kind,
+                secret: d.secret,
+                description: d.description,
+                is_default: s.is_none(),
+                modified_by: s.map(|(_, by, _)| by.clone()),
+                modified_at: s.map(|(_, _, at)| *at),
+            }
+        })
+        .collect())
+}
+
+/// Validates and stores a setting, recording who changed it. Returns the previous value.
+pub async fn set(conn: &mut PgConnection, name: &str, value: &Value, actor: &str) -> Result<Value> {
+    let def = validate(name, value)?;
+    let old: Option<Value> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO settings (name, value, modified_by, modified_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, modified_by = EXCLUDED.modified_by,
+                modified_at = now()",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(actor)
+    .execute(&mut *conn)
+    .await?;
+    // Secrets never reach the audit log in clear.
+    let logged = if def.secret { json!("***") } else { value.clone() };
+    audit::record(conn, actor, "setting", name, "updated", &json!({"value": logged})).await?;
+    Ok(old.unwrap_or_else(def.default))
+}
+
+/// Settings as the workers read them: from memory, refreshed from Postgres at most every
+/// `max_age`, so a change reaches every replica within that time without a query per message.
+#[derive(Clone)]
+pub struct SettingsCache {
+    store: Store,
+    max_age: Duration,
+    inner: Arc<RwLock<(Instant, HashMap<String, Value>)>>,
+}
+
+impl SettingsCache {
+    pub fn new(store: Store, max_age: Duration) -> Self {
+        let stale = Instant::now().checked_sub(max_age * 2).unwrap_or_else(Instant::now);
+        SettingsCache {
+            store,
+            max_age,
+            inner: Arc::new(RwLock::new((stale, HashMap::new()))),
+        }
+    }
+
+    /// Forgets the cached values (on `events.SettingChanged`).
+    pub async fn invalidate(&self) {
+        let mut g = self.inner.write().await;
+        g.0 = Instant::now().checked_sub(self.max_age * 2).unwrap_or(g.0);
+    }
+
+    /// The current value, or the definition's default.
+    pub async fn get(&self, name: &str) -> Result<Value> {
+        {
+            let g = self.inner.read().await;
+            if g.0.elapsed() < self.max_age {
+                return Ok(lookup(&g.1, name));
+            }
+        }
+        let rows: Vec<(String, Value)> = sqlx::query_as("SELECT name, value FROM settings")
+            .fetch_all(self.store.pool())
+            .await?;
+        let map: HashMap<String, Value> = rows.into_iter().collect();
+        let v = lookup(&map, name);
+        *self.inner.write().await = (Instant::now(), map);
+        Ok(v)
+    }
+
+    pub async fn get_f64(&self, name: &str) -> Result<f64> {
+        let v = self.get(name).await?;
+        v.as_f64()
+            .ok_or_else(|| StoreError::invalid(name, "not a number"))
+    }
+
+    pub async fn get_bool(&self, name: &str) -> Result<bool> {
+        Ok(self.get(name).await?.as_bool().unwrap_or(false))
+    }
+
+    pub async fn get_strings(&self, name: &str) -> Result<Vec<String>> {
+        Ok(serde_json::from_value(self.get(name).await?).unwrap_or_default())
+    }
+}
+
+fn lookup(map: &HashMap<String, Value>, name: &str) -> Value {
+    map.get(name)
+        .cloned()
+        .or_else(|| definition(name).map(|d| (d.default)()))
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_checks_type_bounds_and_names() {
+        assert!(validate("defaultSlaHours", &json!(8)).is_ok());
+        assert!(validate("defaultSlaHours", &json!("8")).is_err());
+        assert!(validate("defaultSlaHours", &json!(-1)).is_err());
+        assert!(validate("languages", &json!(["de", "en"])).is_ok());
+        assert!(validate("languages", &json!(["german"])).is_err());
+        assert!(validate("noSuchSetting", &json!(1)).is_err());
+    }
+
+    #[test]
+    fn every_default_passes_its_own_validation() {
+        for d in DEFINITIONS {
+            assert!(validate(d.name, &(d.default)()).is_ok(), "{}", d.name);
+        }
+    }
+}

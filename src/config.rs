@@ -1,0 +1,68 @@
+//! Configuration from environment variables, with working local defaults (see README).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nats_url: String,
+    pub bus_prefix: String,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub api_addr: SocketAddr,
+    /// Health/metrics address of a worker process; `None` picks the per-service default.
+    pub health_addr: Option<SocketAddr>,
+    pub admin_token_file: String,
+    pub replica: String,
+    pub concurrency: usize,
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+    pub max_ack_pending: i64,
+    pub retry_delays: Vec<Duration>,
+    pub api_reply_timeout: Duration,
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    var(name, default)
+        .parse()
+        .with_context(|| format!("environment variable {name}"))
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        let retry_delays = var("STAGE_RETRY_DELAYS_MS", "1000,5000,30000,120000")
+            .split(',')
+            .map(|s| s.trim().parse::<u64>().map(Duration::from_millis))
+            .collect::<Result<Vec<_>, _>>()
+            .context("environment variable STAGE_RETRY_DELAYS_MS")?;
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+        Ok(Config {
+            nats_url: var("NATS_URL", "nats://127.0.0.1:4222"),
+            bus_prefix: var("BUS_PREFIX", ""),
+            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/switchyard"),
+            db_max_connections: parsed("DB_MAX_CONNECTIONS", "16")?,
+            api_addr: parsed("API_ADDR", "127.0.0.1:8080")?,
+            health_addr: match std::env::var("HEALTH_ADDR") {
+                Ok(v) if !v.is_empty() => Some(v.parse().context("environment variable HEALTH_ADDR")?),
+                _ => None,
+            },
+            admin_token_file: var("ADMIN_TOKEN_FILE", ".local/admin-token"),
+            replica: var("REPLICA_ID", &format!("{host}-{}", std::process::id())),
+            concurrency: parsed("STAGE_CONCURRENCY", "64")?,
+            max_deliver: parsed("STAGE_MAX_DELIVER", "5")?,
+            ack_wait: Duration::from_secs(parsed("STAGE_ACK_WAIT_SECS", "30")?),
+            max_ack_pending: parsed("STAGE_MAX_ACK_PENDING", "4096")?,
+            retry_delays,
+            api_reply_timeout: Duration::from_millis(parsed("API_REPLY_TIMEOUT_MS", "5000")?),
+        })
+    }
+}

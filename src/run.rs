@@ -1,0 +1,245 @@
+//! Starting services: connect, migrate, run the chosen services until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use switchyard_bus::{Bus, BusConfig, ConsumerSettings};
+use switchyard_domain::Role;
+use switchyard_stage::{run_stage, StageConfig, StageDeps, StageHandler};
+use switchyard_store::settings::SettingsCache;
+use switchyard_store::{auth, Store};
+use switchyard_telemetry::Health;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Ingest,
+    Ai,
+    Router,
+    Autoexecute,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Api,
+        Service::Ingest,
+        Service::Ai,
+        Service::Router,
+        Service::Autoexecute,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Service::Api => "api",
+            Service::Ingest => "ingest",
+            Service::Ai => "ai",
+            Service::Router => "router",
+            Service::Autoexecute => "autoexecute",
+        }
+    }
+
+    fn default_health_port(self) -> u16 {
+        match self {
+            Service::Api => 9100,
+            Service::Ingest => 9101,
+            Service::Ai => 9102,
+            Service::Router => 9103,
+            Service::Autoexecute => 9104,
+        }
+    }
+}
+
+async fn connect_store(cfg: &Config) -> Result<Store> {
+    Store::connect(&cfg.database_url, cfg.db_max_connections)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")
+}
+
+pub async fn migrate(cfg: &Config) -> Result<()> {
+    let _telemetry = switchyard_telemetry::init("switchyard-migrate");
+    let store = connect_store(cfg).await?;
+    store.migrate().await.context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+pub async fn create_token(cfg: &Config, name: &str, role: &str) -> Result<()> {
+    let role = Role::parse(role).context("--role must be admin or agent")?;
+    let store = connect_store(cfg).await?;
+    store.migrate().await?;
+    let mut tx = store.begin().await?;
+    let email = if name.contains('@') { name.to_owned() } else { format!("{name}@localhost") };
+    let user = auth::create_user(&mut tx, &email, role, name, "").await?;
+    let token = auth::create_token(&mut tx, user, name).await?;
+    tx.commit().await?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
+    let name = if which.len() == 1 { which[0].name() } else { "all" };
+    let _telemetry = switchyard_telemetry::init(&format!("switchyard-{name}"));
+    let store = connect_store(cfg).await?;
+    store.migrate().await.context("applying migrations")?;
+    let bus = Bus::connect(&BusConfig {
+        url: cfg.nats_url.clone(),
+        prefix: cfg.bus_prefix.clone(),
+        client_name: format!("switchyard-{name}@{}", cfg.replica),
+    })
+    .await
+    .context("connecting to NATS (NATS_URL)")?;
+    bus.ensure_streams().await.context("creating streams")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let health = Health::new();
+    let settings = SettingsCache::new(store.clone(), Duration::from_secs(2));
+    let deps = StageDeps {
+        bus: bus.clone(),
+        store: store.clone(),
+        replica: cfg.replica.clone(),
+        health: health.clone(),
+    };
+    let stage_config = StageConfig {
+        concurrency: cfg.concurrency,
+        consumer: ConsumerSettings {
+            ack_wait: cfg.ack_wait,
+            max_deliver: cfg.max_deliver,
+            max_ack_pending: cfg.max_ack_pending,
+        },
+        retry_delays: cfg.retry_delays.clone(),
+        ..Default::default()
+    };
+
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+    let workers: Vec<Service> = which.iter().copied().filter(|s| *s != Service::Api).collect();
+    for service in &workers {
+        let (deps, config, stop) = (deps.clone(), stage_config.clone(), stop_rx.clone());
+        let settings = settings.clone();
+        match service {
+            Service::Ingest => spawn_stage(&mut tasks, switchyard_ingest::Ingest, deps, config, stop),
+            Service::Ai => spawn_stage(&mut tasks, switchyard_ai::Ai::new(settings), deps, config, stop),
+            Service::Router => spawn_stage(&mut tasks, switchyard_router::Router::new(settings), deps, config, stop),
+            Service::Autoexecute => spawn_stage(
+                &mut tasks,
+                switchyard_autoexecute::Autoexecute::new(settings),
+                deps,
+                config,
+                stop,
+            ),
+            Service::Api => {}
+        }
+    }
+
+    if which.contains(&Service::Api) {
+        let mut tx = store.begin().await?;
+        if let Some(token) = auth::ensure_admin(&mut tx).await? {
+            write_token_file(&cfg.admin_token_file, &token)?;
+            tracing::info!(file = %cfg.admin_token_file, "created the local admin; token written to file");
+        }
+        tx.commit().await?;
+        let state = switchyard_api::ApiState {
+            store: store.clone(),
+            bus: bus.clone(),
+            settings: settings.clone(),
+            waiters: switchyard_api::Waiters::start(bus.client()).await?,
+            reply_timeout: cfg.api_reply_timeout,
+        };
+        let api_health = if workers.is_empty() { health.clone() } else { Health::new() };
+        let mut stop = stop_rx.clone();
+        let addr = cfg.api_addr;
+        tasks.spawn(async move {
+            switchyard_api::serve(addr, state, api_health, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        });
+    }
+    if !workers.is_empty() {
+        let port = if workers.len() == 1 { workers[0].default_health_port() } else { 9100 };
+        let addr = cfg
+            .health_addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));
+        let mut stop = stop_rx.clone();
+        let h = health.clone();
+        tasks.spawn(async move {
+            switchyard_telemetry::serve_health(addr, h, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        });
+    }
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down: finishing messages in flight"),
+        Some(res) = tasks.join_next() => {
+            let _ = stop_tx.send(true);
+            return match res {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        if let Ok(Err(e)) = res {
+            tracing::warn!(error = format!("{e:#}"), "service ended with an error");
+        }
+    }
+    Ok(())
+}
+
+fn spawn_stage<H: StageHandler>(
+    tasks: &mut JoinSet<Result<()>>,
+    handler: H,
+    deps: StageDeps,
+    config: StageConfig,
+    stop: watch::Receiver<bool>,
+) {
+    tasks.spawn(async move {
+        run_stage(Arc::new(handler), deps, config, stop)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+}
+
+/// Writes the admin token readable by the owner only.
+fn write_token_file(path: &str, token: &str) -> Result<()> {
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    std::fs::write(path, format!("{token}\n")).with_context(|| format!("writing {path}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
