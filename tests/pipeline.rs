@@ -1,1 +1,424 @@
+//! End-to-end tests of the whole pipeline: the real binary as separate processes, real NATS
+//! JetStream and real PostgreSQL. Each test has its own database and stream prefix.
 
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use support::{mail, seed_mail, Stack, STAGES};
+
+async fn start_all(stack: &mut Stack) {
+    for s in ["api", "ingest", "ai", "router", "autoexecute"] {
+        stack.start(s).await;
+    }
+}
+
+#[tokio::test]
+async fn seed_mail_passes_every_stage_in_order() {
+    let mut stack = Stack::new("seed").await;
+    start_all(&mut stack).await;
+
+    let resp = stack.post_ticket(&seed_mail()).await;
+    assert_eq!(resp.status(), 200);
+    let ticket: Value = resp.json().await.expect("ticket JSON");
+    let id = ticket["id"].as_i64().expect("ticket id");
+    // Readable right after the POST returned.
+    let (status, got) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["fromName"], "Tom Mustermann");
+    assert_eq!(got["channel"], "email");
+    assert_eq!(got["status"], "open");
+    assert!(got["bodyPlain"].as_str().is_some_and(|b| b.contains("Hugo-Junkers-Str. 5") && !b.contains("<p>")));
+
+    let stages = stack.wait_done(id, Duration::from_secs(30)).await;
+    assert_eq!(stages, STAGES);
+    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    assert_eq!(t["languageCode"], "de");
+    assert_eq!(t["language"], "German");
+    assert_eq!(t["aiSupportLevel"], "human");
+    assert!(t["dueBy"].as_str().is_some(), "router sets dueBy: {t}");
+    let (_, activity) = stack
+        .get_json(&format!("/api/mind/ticket/{id}/activity"), &stack.admin_token)
+        .await;
+    let last = &activity["activity"][3];
+    assert_eq!(last["outcome"]["result"], "handedToHuman");
+    assert_eq!(last["outcome"]["gate"], "intentsPresent");
+    stack.shutdown().await;
+}
+
+/// Re-publishes every stage's input with a new `Nats-Msg-Id` (so JetStream's de-duplication
+/// does not hide it) and checks that no stage did anything twice.
+#[tokio::test]
+async fn each_stage_has_its_effect_once_when_a_message_is_delivered_twice() {
+    let mut stack = Stack::new("dup").await;
+    start_all(&mut stack).await;
+    let ticket: Value = stack.post_ticket(&mail(1)).await.json().await.expect("ticket");
+    let id = ticket["id"].as_i64().expect("id");
+    assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
+    stack.wait_drained(Duration::from_secs(30)).await;
+    let audit_before = stack.count(&format!("SELECT count(*) FROM audit_log WHERE entity_id = '{id}'")).await;
+
+    let runs: Vec<(String, Option<Value>)> = sqlx::query_as(
+        "SELECT stage, next_envelope FROM stage_runs WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(stack.store.pool())
+    .await
+    .expect("runs");
+    let inbound_key: String = sqlx::query_scalar("SELECT inbound_key FROM messages WHERE ticket_id = $1")
+        .bind(id)
+        .fetch_one(stack.store.pool())
+        .await
+        .expect("key");
+    let inbound = json!({
+        "v": 1, "key": inbound_key, "receivedAt": "2026-01-01T00:00:00Z",
+        "ticket": {"channel": "email", "from": "kunde1@example.org", "subject": "dup"}
+    });
+    stack
+        .bus
+        .publish("inbound.api", "redelivery-ingest", Bytes::from(inbound.to_string()))
+        .await
+        .expect("publish");
+    let subjects = ["pipeline.ingested", "pipeline.analyzed", "pipeline.routed"];
+    for ((stage, next), subject) in runs.iter().zip(subjects) {
+        let env = next.clone().unwrap_or_else(|| panic!("{stage} handed nothing on"));
+        let body = Bytes::from(env.to_string());
+        let published = stack
+            .bus
+            .publish(subject, &format!("redelivery-{stage}"), body)
+            .await
+            .expect("publish");
+        assert!(!published.duplicate);
+    }
+    stack.wait_drained(Duration::from_secs(30)).await;
+
+    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, 1);
+    assert_eq!(stack.count("SELECT count(*) FROM messages").await, 1);
+    for stage in STAGES {
+        let n = stack
+            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"))
+            .await;
+        assert_eq!(n, 1, "stage {stage} ran {n} times");
+    }
+    let audit_after = stack.count(&format!("SELECT count(*) FROM audit_log WHERE entity_id = '{id}'")).await;
+    assert_eq!(audit_before, audit_after, "a duplicate changed the ticket again");
+    assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
+    stack.shutdown().await;
+}
+
+/// SIGKILLs one worker at a random point while 500 tickets flow, restarts it, and checks that
+/// every ticket passed every stage exactly once, in one trace across the four processes.
+#[tokio::test]
+async fn a_worker_killed_mid_stream_loses_no_ticket() {
+    let seed: u64 = std::env::var("SWITCHYARD_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("kill test seed: {seed} (replay with SWITCHYARD_TEST_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let victim = STAGES[rng.gen_range(0..STAGES.len())];
+    let kill_after = rng.gen_range(50..400);
+    println!("killing {victim} once {kill_after} tickets passed it");
+
+    let mut stack = Stack::new("kill").await;
+    stack.extra_env.insert("API_REPLY_TIMEOUT_MS".into(), "1000".into());
+    stack.extra_env.insert("STAGE_ACK_WAIT_SECS".into(), "5".into());
+    start_all(&mut stack).await;
+
+    const N: usize = 500;
+    let sender = {
+        let client = stack.http();
+        let url = stack.url("/api/mind/ticket");
+        let token = stack.admin_token.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            futures::stream::iter(0..N)
+                .map(|i| {
+                    let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                    async move {
+                        let r = client
+                            .post(&url)
+                            .bearer_auth(&token)
+                            .header("Idempotency-Key", format!("kill-{i}"))
+                            .json(&mail(i))
+                            .send()
+                            .await
+                            .expect("POST");
+                        assert!(r.status() == 200 || r.status() == 202, "POST {i}: {}", r.status());
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<()>>()
+                .await;
+        })
+    };
+
+    let start = Instant::now();
+    loop {
+        let passed = stack
+            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{victim}'"))
+            .await;
+        if passed >= kill_after {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "only {passed} passed {victim}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stack.kill(victim).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.start(victim).await;
+    sender.await.expect("sender");
+
+    let start = Instant::now();
+    loop {
+        let done = stack.count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'").await;
+        if done >= N as i64 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "only {done} of {N} tickets completed (seed {seed}); logs in {}",
+            stack.log_dir().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.wait_drained(Duration::from_secs(60)).await;
+    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, N as i64, "seed {seed}");
+    assert_eq!(stack.count("SELECT count(*) FROM messages").await, N as i64, "seed {seed}");
+    for stage in STAGES {
+        let n = stack
+            .count(&format!("SELECT count(DISTINCT ticket_id) FROM stage_runs WHERE stage = '{stage}'"))
+            .await;
+        let rows = stack
+            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"))
+            .await;
+        assert_eq!((n, rows), (N as i64, N as i64), "stage {stage} (seed {seed})");
+    }
+    // One trace per ticket across the four worker processes.
+    let split = stack
+        .count(
+            "SELECT count(*) FROM (SELECT ticket_id FROM stage_runs GROUP BY ticket_id
+              HAVING count(DISTINCT trace_id) <> 1 OR count(trace_id) <> 4) t",
+        )
+        .await;
+    assert_eq!(split, 0, "tickets whose stages are not in one trace");
+    let replicas = stack.count("SELECT count(DISTINCT replica) FROM stage_runs").await;
+    assert!(replicas >= 5, "expected the four workers plus the restarted one, got {replicas}");
+    assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
+    stack.shutdown().await;
+}
+
+/// A stage that always fails (a database guard an operator installed) dead-letters the message
+/// after MaxDeliver, flags the ticket, and a replay through the API completes it once the guard
+/// is gone.
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_dead_lettered_and_replayable() {
+    let mut stack = Stack::new("dlq").await;
+    stack.extra_env.insert("STAGE_MAX_DELIVER".into(), "3".into());
+    stack.extra_env.insert("STAGE_RETRY_DELAYS_MS".into(), "100".into());
+    sqlx::raw_sql(
+        "CREATE FUNCTION block_router() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN IF NEW.stage = 'router' THEN RAISE EXCEPTION 'router blocked by the test'; END IF;
+           RETURN NEW; END $$;
+         CREATE TRIGGER block_router BEFORE INSERT ON stage_runs FOR EACH ROW EXECUTE FUNCTION block_router();",
+    )
+    .execute(stack.store.pool())
+    .await
+    .expect("install guard");
+    start_all(&mut stack).await;
+
+    let ticket: Value = stack.post_ticket(&mail(7)).await.json().await.expect("ticket");
+    let id = ticket["id"].as_i64().expect("id");
+
+    let start = Instant::now();
+    let list = loop {
+        let (status, list) = stack.get_json("/api/mind/dlq?stage=router", &stack.admin_token).await;
+        assert_eq!(status, 200);
+        if list["total"] == 1 {
+            break list;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "not dead-lettered: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let dl = &list["deadLetters"][0];
+    assert_eq!(dl["ticketId"], id);
+    assert_eq!(dl["deliveries"], 3);
+    assert!(dl["error"].as_str().is_some_and(|e| e.contains("router blocked")));
+    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    assert_eq!(t["aiSupportLevel"], "human");
+    assert_eq!(t["processingFlags"][0]["code"], "deadLettered");
+    assert_eq!(t["processingFlags"][0]["stage"], "router");
+    assert_eq!(stack.stages_of(id).await, ["ingest", "ai"]);
+
+    // The DLQ stream has the copy.
+    let stream = stack
+        .bus
+        .jetstream()
+        .get_stream(stack.bus.stream_name(switchyard_bus::StreamKind::Dlq))
+        .await
+        .expect("DLQ stream");
+    let copy = stream
+        .get_last_raw_message_by_subject(&stack.bus.subject("dlq.router"))
+        .await
+        .expect("copy on dlq.router");
+    let copy: Value = serde_json::from_slice(&copy.payload).expect("copy JSON");
+    assert_eq!(copy["ticketId"], id);
+
+    // Agents may not replay.
+    let r = stack
+        .http()
+        .post(stack.url(&format!("/api/mind/dlq/{}/replay", dl["id"])))
+        .bearer_auth(&stack.agent_token)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(r.status(), 403);
+
+    sqlx::raw_sql("DROP TRIGGER block_router ON stage_runs")
+        .execute(stack.store.pool())
+        .await
+        .expect("lift guard");
+    let r = stack
+        .http()
+        .post(stack.url(&format!("/api/mind/dlq/{}/replay", dl["id"])))
+        .bearer_auth(&stack.admin_token)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(r.status(), 200);
+    assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
+    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    assert_eq!(t["processingFlags"], json!([]));
+    let (_, list) = stack.get_json("/api/mind/dlq", &stack.admin_token).await;
+    assert_eq!(list["total"], 0, "replayed letters leave the open list");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn authentication_roles_and_field_errors() {
+    let mut stack = Stack::new("auth").await;
+    stack.start("api").await;
+    let http = stack.http();
+
+    // Anonymous: 401 problem+json everywhere but health.
+    for path in ["/api/mind/ticket/1", "/api/mind/settings", "/api/mind/dlq", "/api/mind/docs/open-api", "/api/mind/ticket/1/activity"] {
+        let r = http.get(stack.url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    let r = http.get(stack.url("/api/mind/ticket/1")).bearer_auth("sy_forged").send().await.expect("GET");
+    assert_eq!(r.status(), 401);
+    assert_eq!(http.get(stack.url("/healthz")).send().await.expect("GET").status(), 200);
+
+    // Agents cannot change settings; admins can, and secrets stay hidden from agents.
+    let put = |token: &str, value: Value| {
+        http.put(stack.url("/api/mind/settings/defaultSlaHours"))
+            .bearer_auth(token.to_owned())
+            .json(&json!({"value": value}))
+            .send()
+    };
+    assert_eq!(put(&stack.agent_token, json!(8)).await.expect("PUT").status(), 403);
+    let r = http
+        .post(stack.url("/api/mind/settings"))
+        .bearer_auth(&stack.agent_token)
+        .json(&json!({"erpApiToken": "s3cret"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 403);
+    assert_eq!(put(&stack.admin_token, json!(8)).await.expect("PUT").status(), 200);
+    let r = http
+        .post(stack.url("/api/mind/settings"))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({"erpApiToken": "s3cret", "enableAiAutoProcessing": true}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), 200);
+    let (_, s) = stack.get_json("/api/mind/settings?category=erp", &stack.agent_token).await;
+    assert_eq!(s["settings"][0]["name"], "erpApiToken");
+    assert_eq!(s["settings"][0]["value"], Value::Null, "secret shown to an agent");
+    let (_, s) = stack.get_json("/api/mind/settings?names=erpApiToken,defaultSlaHours", &stack.admin_token).await;
+    let values: Vec<&Value> = s["settings"].as_array().expect("list").iter().map(|x| &x["value"]).collect();
+    assert_eq!(values, [&json!(8), &json!("s3cret")]);
+    // The audit log names who changed it, without the secret.
+    let audit: Vec<(String, Value)> =
+        sqlx::query_as("SELECT actor, changes FROM audit_log WHERE entity = 'setting' AND entity_id = 'erpApiToken'")
+            .fetch_all(stack.store.pool())
+            .await
+            .expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0].0.starts_with("user:"));
+    assert!(!audit[0].1.to_string().contains("s3cret"));
+
+    // Bad fields: 400 problem+json naming each field.
+    let r = http
+        .put(stack.url("/api/mind/settings/defaultSlaHours"))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({"value": "eight"}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["errors"][0]["field"], "defaultSlaHours");
+    assert_eq!(p["success"], false);
+
+    let r = stack.post_ticket(&json!({"channel": "fax", "from": "a@b.de", "body": "x"})).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["errors"][0]["field"], "channel");
+    let r = stack.post_ticket(&json!({"from": "not-an-address", "body": ""})).await;
+    let p: Value = r.json().await.expect("problem");
+    let fields: Vec<&str> = p["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["from", "body"]);
+    let (status, _) = stack.get_json("/api/mind/ticket/abc", &stack.admin_token).await;
+    assert_eq!(status, 400);
+    let (status, _) = stack.get_json("/api/mind/ticket/999999", &stack.admin_token).await;
+    assert_eq!(status, 404);
+
+    // The OpenAPI document lists what is served.
+    let (status, doc) = stack.get_json("/api/mind/docs/open-api", &stack.agent_token).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/mind/ticket",
+        "/api/mind/ticket/{ticketId}",
+        "/api/mind/ticket/{ticketId}/activity",
+        "/api/mind/settings",
+        "/api/mind/settings/{name}",
+        "/api/mind/dlq",
+        "/api/mind/dlq/{id}/replay",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    }
+    stack.shutdown().await;
+}
+
+/// Without the ingest worker the API cannot confirm in time: it answers 202, and the ticket
+/// appears once ingest runs. Nothing is lost.
+#[tokio::test]
+async fn a_ticket_posted_while_ingest_is_down_still_appears() {
+    let mut stack = Stack::new("late").await;
+    stack.extra_env.insert("API_REPLY_TIMEOUT_MS".into(), "300".into());
+    stack.start("api").await;
+    let r = stack.post_ticket(&mail(3)).await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.expect("body");
+    assert!(body["requestId"].as_str().is_some());
+    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, 0);
+    for s in ["ingest", "ai", "router", "autoexecute"] {
+        stack.start(s).await;
+    }
+    let start = Instant::now();
+    while stack.count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'").await < 1 {
+        assert!(start.elapsed() < Duration::from_secs(30), "ticket never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.shutdown().await;
+}

@@ -67,10 +67,15 @@ pub fn init(service_name: &str) -> TelemetryGuard {
     } else {
         tracing_subscriber::fmt::layer().compact().boxed()
     };
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
+    // Spans are traced at info whatever RUST_LOG says: a quiet log must not break the one trace
+    // per ticket (nor the trace ids the activity timeline shows).
+    let otel_filter = EnvFilter::try_from_env("OTEL_TRACES_FILTER")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn,hyper=warn"));
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(otel_filter);
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
+        .with(fmt_layer.with_filter(filter))
         .with(otel_layer)
         .try_init();
 

@@ -1,0 +1,263 @@
+//! The test stack: a fresh database and a bus prefix per test, and the real `switchyard` binary
+//! started as separate processes against the real NATS and PostgreSQL.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_bus::{Bus, BusConfig, StreamKind};
+use switchyard_domain::Role;
+use switchyard_store::{auth, Store};
+use tokio::process::{Child, Command};
+
+pub const STAGES: [&str; 4] = ["ingest", "ai", "router", "autoexecute"];
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/switchyard".into());
+    match url.rsplit_once('/') {
+        Some((server, _db)) => server.to_owned(),
+        None => url,
+    }
+}
+
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").to_string()
+}
+
+/// One isolated installation: its own database and its own streams.
+pub struct Stack {
+    pub name: String,
+    pub db_url: String,
+    pub prefix: String,
+    pub store: Store,
+    pub bus: Bus,
+    pub api_addr: String,
+    pub admin_token: String,
+    pub agent_token: String,
+    pub extra_env: HashMap<String, String>,
+    procs: HashMap<String, Child>,
+    /// Processes started so far: each gets its own replica id, restarts included.
+    spawned: usize,
+    dir: std::path::PathBuf,
+}
+
+impl Stack {
+    pub async fn new(name: &str) -> Stack {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let short = &id[..10];
+        let db_url = format!("{}/switchyard_test_{name}_{short}", server_url());
+        let prefix = format!("t{short}");
+        let store = Store::connect(&db_url, 8).await.expect("test database");
+        store.migrate().await.expect("migrations");
+        let bus = Bus::connect(&BusConfig {
+            url: nats_url(),
+            prefix: prefix.clone(),
+            client_name: format!("test-{name}"),
+        })
+        .await
+        .expect("NATS");
+        bus.ensure_streams().await.expect("streams");
+        let mut tx = store.begin().await.expect("tx");
+        let admin = auth::create_user(&mut tx, "admin@test", Role::Admin, "Ada", "Admin")
+            .await
+            .expect("admin");
+        let admin_token = auth::create_token(&mut tx, admin, "test").await.expect("token");
+        let agent = auth::create_user(&mut tx, "agent@test", Role::Agent, "Max", "Agent")
+            .await
+            .expect("agent");
+        let agent_token = auth::create_token(&mut tx, agent, "test").await.expect("token");
+        tx.commit().await.expect("commit");
+        let dir = std::env::temp_dir().join(format!("switchyard-test-{name}-{short}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Stack {
+            name: name.to_owned(),
+            db_url,
+            prefix,
+            store,
+            bus,
+            api_addr: free_addr(),
+            admin_token,
+            agent_token,
+            extra_env: HashMap::new(),
+            procs: HashMap::new(),
+            spawned: 0,
+            dir,
+        }
+    }
+
+    fn binary() -> String {
+        std::env::var("SWITCHYARD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned())
+    }
+
+    /// Starts `switchyard <service>` as a process and waits until it is ready.
+    pub async fn start(&mut self, service: &str) {
+        let health = if service == "api" { self.api_addr.clone() } else { free_addr() };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{service}.log")))
+            .expect("log file");
+        self.spawned += 1;
+        let mut cmd = Command::new(Self::binary());
+        cmd.arg(service)
+            .env("DATABASE_URL", &self.db_url)
+            .env("NATS_URL", nats_url())
+            .env("BUS_PREFIX", &self.prefix)
+            .env("API_ADDR", &self.api_addr)
+            .env("HEALTH_ADDR", &health)
+            .env("ADMIN_TOKEN_FILE", self.dir.join("admin-token"))
+            .env("REPLICA_ID", format!("{service}-{}", self.spawned))
+            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("DB_MAX_CONNECTIONS", "8")
+            .envs(&self.extra_env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn switchyard");
+        self.procs.insert(service.to_owned(), child);
+        let path = if service == "api" { "healthz" } else { "readyz" };
+        wait_http_ok(&format!("http://{health}/{path}"), Duration::from_secs(60)).await;
+    }
+
+    /// SIGKILL: no chance to finish anything in flight.
+    pub async fn kill(&mut self, service: &str) {
+        if let Some(mut c) = self.procs.remove(service) {
+            c.kill().await.expect("kill");
+        }
+    }
+
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api_addr)
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub async fn post_ticket(&self, body: &Value) -> reqwest::Response {
+        self.http()
+            .post(self.url("/api/mind/ticket"))
+            .bearer_auth(&self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST ticket")
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The stages a ticket's activity lists, in order.
+    pub async fn stages_of(&self, ticket_id: i64) -> Vec<String> {
+        let (_, a) = self
+            .get_json(&format!("/api/mind/ticket/{ticket_id}/activity"), &self.admin_token)
+            .await;
+        a["activity"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|e| e["stage"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until the ticket passed autoexecute.
+    pub async fn wait_done(&self, ticket_id: i64, timeout: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let s = self.stages_of(ticket_id).await;
+            if s.iter().any(|x| x == "autoexecute") || start.elapsed() > timeout {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every stage's consumer has nothing pending or unacknowledged.
+    pub async fn wait_drained(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let mut lag = 0;
+            for stage in STAGES {
+                let kind = if stage == "ingest" { StreamKind::Inbound } else { StreamKind::Pipeline };
+                lag += self.bus.consumer_lag(kind, stage).await.unwrap_or(1);
+            }
+            if lag == 0 {
+                return;
+            }
+            assert!(start.elapsed() < timeout, "consumers not drained after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count query")
+    }
+
+    /// Stops the processes and removes the streams; the database is dropped by tests/run.
+    pub async fn shutdown(mut self) {
+        let names: Vec<String> = self.procs.keys().cloned().collect();
+        for n in names {
+            self.kill(&n).await;
+        }
+        for kind in StreamKind::ALL {
+            let _ = self.bus.jetstream().delete_stream(self.bus.stream_name(kind)).await;
+        }
+    }
+}
+
+pub async fn wait_http_ok(url: &str, timeout: Duration) {
+    let start = Instant::now();
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(start.elapsed() < timeout, "{url} not ready after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The seed's example mail (Tom Mustermann: meter reading and move).
+pub fn seed_mail() -> Value {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/samples/tom-mustermann.json"))
+        .expect("sample mail");
+    serde_json::from_str(&raw).expect("sample JSON")
+}
+
+pub fn mail(i: usize) -> Value {
+    serde_json::json!({
+        "channel": "email",
+        "from": format!("kunde{i}@example.org"),
+        "subject": format!("Zählerstand {i}"),
+        "body": format!("<p>Guten Tag,</p><p>mein Zählerstand ist {} kWh.</p>", 10_000 + i),
+    })
+}
