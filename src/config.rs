@@ -25,7 +25,10 @@ pub struct Config {
 }
 
 fn var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 fn parsed<T: std::str::FromStr>(name: &str, default: &str) -> Result<T>
@@ -48,11 +51,16 @@ impl Config {
         Ok(Config {
             nats_url: var("NATS_URL", "nats://127.0.0.1:4222"),
             bus_prefix: var("BUS_PREFIX", ""),
-            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/switchyard"),
+            database_url: var(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/switchyard",
+            ),
             db_max_connections: parsed("DB_MAX_CONNECTIONS", "16")?,
             api_addr: parsed("API_ADDR", "127.0.0.1:8080")?,
             health_addr: match std::env::var("HEALTH_ADDR") {
-                Ok(v) if !v.is_empty() => Some(v.parse().context("environment variable HEALTH_ADDR")?),
+                Ok(v) if !v.is_empty() => {
+                    Some(v.parse().context("environment variable HEALTH_ADDR")?)
+                }
                 _ => None,
             },
             admin_token_file: var("ADMIN_TOKEN_FILE", ".local/admin-token"),

@@ -8,7 +8,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Open AI customer-service backend for energy utilities")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Open AI customer-service backend for energy utilities"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -74,7 +74,11 @@ pub async fn create_token(cfg: &Config, name: &str, role: &str) -> Result<()> {
     let store = connect_store(cfg).await?;
     store.migrate().await?;
     let mut tx = store.begin().await?;
-    let email = if name.contains('@') { name.to_owned() } else { format!("{name}@localhost") };
+    let email = if name.contains('@') {
+        name.to_owned()
+    } else {
+        format!("{name}@localhost")
+    };
     let user = auth::create_user(&mut tx, &email, role, name, "").await?;
     let token = auth::create_token(&mut tx, user, name).await?;
     tx.commit().await?;
@@ -102,7 +106,11 @@ async fn shutdown_signal() {
 }
 
 pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
-    let name = if which.len() == 1 { which[0].name() } else { "all" };
+    let name = if which.len() == 1 {
+        which[0].name()
+    } else {
+        "all"
+    };
     let _telemetry = switchyard_telemetry::init(&format!("switchyard-{name}"));
     let store = connect_store(cfg).await?;
     store.migrate().await.context("applying migrations")?;
@@ -136,14 +144,32 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
     };
 
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
-    let workers: Vec<Service> = which.iter().copied().filter(|s| *s != Service::Api).collect();
+    let workers: Vec<Service> = which
+        .iter()
+        .copied()
+        .filter(|s| *s != Service::Api)
+        .collect();
     for service in &workers {
         let (deps, config, stop) = (deps.clone(), stage_config.clone(), stop_rx.clone());
         let settings = settings.clone();
         match service {
-            Service::Ingest => spawn_stage(&mut tasks, switchyard_ingest::Ingest, deps, config, stop),
-            Service::Ai => spawn_stage(&mut tasks, switchyard_ai::Ai::new(settings), deps, config, stop),
-            Service::Router => spawn_stage(&mut tasks, switchyard_router::Router::new(settings), deps, config, stop),
+            Service::Ingest => {
+                spawn_stage(&mut tasks, switchyard_ingest::Ingest, deps, config, stop)
+            }
+            Service::Ai => spawn_stage(
+                &mut tasks,
+                switchyard_ai::Ai::new(settings),
+                deps,
+                config,
+                stop,
+            ),
+            Service::Router => spawn_stage(
+                &mut tasks,
+                switchyard_router::Router::new(settings),
+                deps,
+                config,
+                stop,
+            ),
             Service::Autoexecute => spawn_stage(
                 &mut tasks,
                 switchyard_autoexecute::Autoexecute::new(settings),
@@ -169,7 +195,11 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             waiters: switchyard_api::Waiters::start(bus.client()).await?,
             reply_timeout: cfg.api_reply_timeout,
         };
-        let api_health = if workers.is_empty() { health.clone() } else { Health::new() };
+        let api_health = if workers.is_empty() {
+            health.clone()
+        } else {
+            Health::new()
+        };
         let mut stop = stop_rx.clone();
         let addr = cfg.api_addr;
         tasks.spawn(async move {
@@ -180,7 +210,11 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         });
     }
     if !workers.is_empty() {
-        let port = if workers.len() == 1 { workers[0].default_health_port() } else { 9100 };
+        let port = if workers.len() == 1 {
+            workers[0].default_health_port()
+        } else {
+            9100
+        };
         let addr = cfg
             .health_addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)));

@@ -33,17 +33,24 @@ async fn seed_mail_passes_every_stage_in_order() {
     assert_eq!(got["fromName"], "Tom Mustermann");
     assert_eq!(got["channel"], "email");
     assert_eq!(got["status"], "open");
-    assert!(got["bodyPlain"].as_str().is_some_and(|b| b.contains("Hugo-Junkers-Str. 5") && !b.contains("<p>")));
+    assert!(got["bodyPlain"]
+        .as_str()
+        .is_some_and(|b| b.contains("Hugo-Junkers-Str. 5") && !b.contains("<p>")));
 
     let stages = stack.wait_done(id, Duration::from_secs(30)).await;
     assert_eq!(stages, STAGES);
-    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
     assert_eq!(t["languageCode"], "de");
     assert_eq!(t["language"], "German");
     assert_eq!(t["aiSupportLevel"], "human");
     assert!(t["dueBy"].as_str().is_some(), "router sets dueBy: {t}");
     let (_, activity) = stack
-        .get_json(&format!("/api/mind/ticket/{id}/activity"), &stack.admin_token)
+        .get_json(
+            &format!("/api/mind/ticket/{id}/activity"),
+            &stack.admin_token,
+        )
         .await;
     let last = &activity["activity"][3];
     assert_eq!(last["outcome"]["result"], "handedToHuman");
@@ -57,11 +64,20 @@ async fn seed_mail_passes_every_stage_in_order() {
 async fn each_stage_has_its_effect_once_when_a_message_is_delivered_twice() {
     let mut stack = Stack::new("dup").await;
     start_all(&mut stack).await;
-    let ticket: Value = stack.post_ticket(&mail(1)).await.json().await.expect("ticket");
+    let ticket: Value = stack
+        .post_ticket(&mail(1))
+        .await
+        .json()
+        .await
+        .expect("ticket");
     let id = ticket["id"].as_i64().expect("id");
     assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
     stack.wait_drained(Duration::from_secs(30)).await;
-    let audit_before = stack.count(&format!("SELECT count(*) FROM audit_log WHERE entity_id = '{id}'")).await;
+    let audit_before = stack
+        .count(&format!(
+            "SELECT count(*) FROM audit_log WHERE entity_id = '{id}'"
+        ))
+        .await;
 
     let runs: Vec<(String, Option<Value>)> = sqlx::query_as(
         "SELECT stage, next_envelope FROM stage_runs WHERE ticket_id = $1 ORDER BY id",
@@ -70,23 +86,30 @@ async fn each_stage_has_its_effect_once_when_a_message_is_delivered_twice() {
     .fetch_all(stack.store.pool())
     .await
     .expect("runs");
-    let inbound_key: String = sqlx::query_scalar("SELECT inbound_key FROM messages WHERE ticket_id = $1")
-        .bind(id)
-        .fetch_one(stack.store.pool())
-        .await
-        .expect("key");
+    let inbound_key: String =
+        sqlx::query_scalar("SELECT inbound_key FROM messages WHERE ticket_id = $1")
+            .bind(id)
+            .fetch_one(stack.store.pool())
+            .await
+            .expect("key");
     let inbound = json!({
         "v": 1, "key": inbound_key, "receivedAt": "2026-01-01T00:00:00Z",
         "ticket": {"channel": "email", "from": "kunde1@example.org", "subject": "dup"}
     });
     stack
         .bus
-        .publish("inbound.api", "redelivery-ingest", Bytes::from(inbound.to_string()))
+        .publish(
+            "inbound.api",
+            "redelivery-ingest",
+            Bytes::from(inbound.to_string()),
+        )
         .await
         .expect("publish");
     let subjects = ["pipeline.ingested", "pipeline.analyzed", "pipeline.routed"];
     for ((stage, next), subject) in runs.iter().zip(subjects) {
-        let env = next.clone().unwrap_or_else(|| panic!("{stage} handed nothing on"));
+        let env = next
+            .clone()
+            .unwrap_or_else(|| panic!("{stage} handed nothing on"));
         let body = Bytes::from(env.to_string());
         let published = stack
             .bus
@@ -101,12 +124,21 @@ async fn each_stage_has_its_effect_once_when_a_message_is_delivered_twice() {
     assert_eq!(stack.count("SELECT count(*) FROM messages").await, 1);
     for stage in STAGES {
         let n = stack
-            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"))
+            .count(&format!(
+                "SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"
+            ))
             .await;
         assert_eq!(n, 1, "stage {stage} ran {n} times");
     }
-    let audit_after = stack.count(&format!("SELECT count(*) FROM audit_log WHERE entity_id = '{id}'")).await;
-    assert_eq!(audit_before, audit_after, "a duplicate changed the ticket again");
+    let audit_after = stack
+        .count(&format!(
+            "SELECT count(*) FROM audit_log WHERE entity_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(
+        audit_before, audit_after,
+        "a duplicate changed the ticket again"
+    );
     assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
     stack.shutdown().await;
 }
@@ -126,8 +158,12 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
     println!("killing {victim} once {kill_after} tickets passed it");
 
     let mut stack = Stack::new("kill").await;
-    stack.extra_env.insert("API_REPLY_TIMEOUT_MS".into(), "1000".into());
-    stack.extra_env.insert("STAGE_ACK_WAIT_SECS".into(), "5".into());
+    stack
+        .extra_env
+        .insert("API_REPLY_TIMEOUT_MS".into(), "1000".into());
+    stack
+        .extra_env
+        .insert("STAGE_ACK_WAIT_SECS".into(), "5".into());
     start_all(&mut stack).await;
 
     const N: usize = 500;
@@ -149,7 +185,11 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
                             .send()
                             .await
                             .expect("POST");
-                        assert!(r.status() == 200 || r.status() == 202, "POST {i}: {}", r.status());
+                        assert!(
+                            r.status() == 200 || r.status() == 202,
+                            "POST {i}: {}",
+                            r.status()
+                        );
                     }
                 })
                 .buffer_unordered(16)
@@ -161,12 +201,17 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
     let start = Instant::now();
     loop {
         let passed = stack
-            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{victim}'"))
+            .count(&format!(
+                "SELECT count(*) FROM stage_runs WHERE stage = '{victim}'"
+            ))
             .await;
         if passed >= kill_after {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "only {passed} passed {victim}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {passed} passed {victim}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stack.kill(victim).await;
@@ -176,7 +221,9 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
 
     let start = Instant::now();
     loop {
-        let done = stack.count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'").await;
+        let done = stack
+            .count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'")
+            .await;
         if done >= N as i64 {
             break;
         }
@@ -188,16 +235,32 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stack.wait_drained(Duration::from_secs(60)).await;
-    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, N as i64, "seed {seed}");
-    assert_eq!(stack.count("SELECT count(*) FROM messages").await, N as i64, "seed {seed}");
+    assert_eq!(
+        stack.count("SELECT count(*) FROM tickets").await,
+        N as i64,
+        "seed {seed}"
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM messages").await,
+        N as i64,
+        "seed {seed}"
+    );
     for stage in STAGES {
         let n = stack
-            .count(&format!("SELECT count(DISTINCT ticket_id) FROM stage_runs WHERE stage = '{stage}'"))
+            .count(&format!(
+                "SELECT count(DISTINCT ticket_id) FROM stage_runs WHERE stage = '{stage}'"
+            ))
             .await;
         let rows = stack
-            .count(&format!("SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"))
+            .count(&format!(
+                "SELECT count(*) FROM stage_runs WHERE stage = '{stage}'"
+            ))
             .await;
-        assert_eq!((n, rows), (N as i64, N as i64), "stage {stage} (seed {seed})");
+        assert_eq!(
+            (n, rows),
+            (N as i64, N as i64),
+            "stage {stage} (seed {seed})"
+        );
     }
     // One trace per ticket across the four worker processes.
     let split = stack
@@ -207,8 +270,13 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
         )
         .await;
     assert_eq!(split, 0, "tickets whose stages are not in one trace");
-    let replicas = stack.count("SELECT count(DISTINCT replica) FROM stage_runs").await;
-    assert!(replicas >= 5, "expected the four workers plus the restarted one, got {replicas}");
+    let replicas = stack
+        .count("SELECT count(DISTINCT replica) FROM stage_runs")
+        .await;
+    assert!(
+        replicas >= 5,
+        "expected the four workers plus the restarted one, got {replicas}"
+    );
     assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
     stack.shutdown().await;
 }
@@ -219,8 +287,12 @@ async fn a_worker_killed_mid_stream_loses_no_ticket() {
 #[tokio::test]
 async fn a_message_that_keeps_failing_is_dead_lettered_and_replayable() {
     let mut stack = Stack::new("dlq").await;
-    stack.extra_env.insert("STAGE_MAX_DELIVER".into(), "3".into());
-    stack.extra_env.insert("STAGE_RETRY_DELAYS_MS".into(), "100".into());
+    stack
+        .extra_env
+        .insert("STAGE_MAX_DELIVER".into(), "3".into());
+    stack
+        .extra_env
+        .insert("STAGE_RETRY_DELAYS_MS".into(), "100".into());
     sqlx::raw_sql(
         "CREATE FUNCTION block_router() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN IF NEW.stage = 'router' THEN RAISE EXCEPTION 'router blocked by the test'; END IF;
@@ -232,24 +304,38 @@ async fn a_message_that_keeps_failing_is_dead_lettered_and_replayable() {
     .expect("install guard");
     start_all(&mut stack).await;
 
-    let ticket: Value = stack.post_ticket(&mail(7)).await.json().await.expect("ticket");
+    let ticket: Value = stack
+        .post_ticket(&mail(7))
+        .await
+        .json()
+        .await
+        .expect("ticket");
     let id = ticket["id"].as_i64().expect("id");
 
     let start = Instant::now();
     let list = loop {
-        let (status, list) = stack.get_json("/api/mind/dlq?stage=router", &stack.admin_token).await;
+        let (status, list) = stack
+            .get_json("/api/mind/dlq?stage=router", &stack.admin_token)
+            .await;
         assert_eq!(status, 200);
         if list["total"] == 1 {
             break list;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "not dead-lettered: {list}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not dead-lettered: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let dl = &list["deadLetters"][0];
     assert_eq!(dl["ticketId"], id);
     assert_eq!(dl["deliveries"], 3);
-    assert!(dl["error"].as_str().is_some_and(|e| e.contains("router blocked")));
-    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    assert!(dl["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("router blocked")));
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
     assert_eq!(t["aiSupportLevel"], "human");
     assert_eq!(t["processingFlags"][0]["code"], "deadLettered");
     assert_eq!(t["processingFlags"][0]["stage"], "router");
@@ -292,7 +378,9 @@ async fn a_message_that_keeps_failing_is_dead_lettered_and_replayable() {
         .expect("replay");
     assert_eq!(r.status(), 200);
     assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
-    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
     assert_eq!(t["processingFlags"], json!([]));
     let (_, list) = stack.get_json("/api/mind/dlq", &stack.admin_token).await;
     assert_eq!(list["total"], 0, "replayed letters leave the open list");
@@ -306,14 +394,32 @@ async fn authentication_roles_and_field_errors() {
     let http = stack.http();
 
     // Anonymous: 401 problem+json everywhere but health.
-    for path in ["/api/mind/ticket/1", "/api/mind/settings", "/api/mind/dlq", "/api/mind/docs/open-api", "/api/mind/ticket/1/activity"] {
+    for path in [
+        "/api/mind/ticket/1",
+        "/api/mind/settings",
+        "/api/mind/dlq",
+        "/api/mind/docs/open-api",
+        "/api/mind/ticket/1/activity",
+    ] {
         let r = http.get(stack.url(path)).send().await.expect("GET");
         assert_eq!(r.status(), 401, "{path}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
-    let r = http.get(stack.url("/api/mind/ticket/1")).bearer_auth("sy_forged").send().await.expect("GET");
+    let r = http
+        .get(stack.url("/api/mind/ticket/1"))
+        .bearer_auth("sy_forged")
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(r.status(), 401);
-    assert_eq!(http.get(stack.url("/healthz")).send().await.expect("GET").status(), 200);
+    assert_eq!(
+        http.get(stack.url("/healthz"))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        200
+    );
 
     // Agents cannot change settings; admins can, and secrets stay hidden from agents.
     let put = |token: &str, value: Value| {
@@ -322,7 +428,13 @@ async fn authentication_roles_and_field_errors() {
             .json(&json!({"value": value}))
             .send()
     };
-    assert_eq!(put(&stack.agent_token, json!(8)).await.expect("PUT").status(), 403);
+    assert_eq!(
+        put(&stack.agent_token, json!(8))
+            .await
+            .expect("PUT")
+            .status(),
+        403
+    );
     let r = http
         .post(stack.url("/api/mind/settings"))
         .bearer_auth(&stack.agent_token)
@@ -331,7 +443,13 @@ async fn authentication_roles_and_field_errors() {
         .await
         .expect("POST");
     assert_eq!(r.status(), 403);
-    assert_eq!(put(&stack.admin_token, json!(8)).await.expect("PUT").status(), 200);
+    assert_eq!(
+        put(&stack.admin_token, json!(8))
+            .await
+            .expect("PUT")
+            .status(),
+        200
+    );
     let r = http
         .post(stack.url("/api/mind/settings"))
         .bearer_auth(&stack.admin_token)
@@ -340,11 +458,27 @@ async fn authentication_roles_and_field_errors() {
         .await
         .expect("POST");
     assert_eq!(r.status(), 200);
-    let (_, s) = stack.get_json("/api/mind/settings?category=erp", &stack.agent_token).await;
+    let (_, s) = stack
+        .get_json("/api/mind/settings?category=erp", &stack.agent_token)
+        .await;
     assert_eq!(s["settings"][0]["name"], "erpApiToken");
-    assert_eq!(s["settings"][0]["value"], Value::Null, "secret shown to an agent");
-    let (_, s) = stack.get_json("/api/mind/settings?names=erpApiToken,defaultSlaHours", &stack.admin_token).await;
-    let values: Vec<&Value> = s["settings"].as_array().expect("list").iter().map(|x| &x["value"]).collect();
+    assert_eq!(
+        s["settings"][0]["value"],
+        Value::Null,
+        "secret shown to an agent"
+    );
+    let (_, s) = stack
+        .get_json(
+            "/api/mind/settings?names=erpApiToken,defaultSlaHours",
+            &stack.admin_token,
+        )
+        .await;
+    let values: Vec<&Value> = s["settings"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|x| &x["value"])
+        .collect();
     assert_eq!(values, [&json!(8), &json!("s3cret")]);
     // The audit log names who changed it, without the secret.
     let audit: Vec<(String, Value)> =
@@ -369,22 +503,37 @@ async fn authentication_roles_and_field_errors() {
     assert_eq!(p["errors"][0]["field"], "defaultSlaHours");
     assert_eq!(p["success"], false);
 
-    let r = stack.post_ticket(&json!({"channel": "fax", "from": "a@b.de", "body": "x"})).await;
+    let r = stack
+        .post_ticket(&json!({"channel": "fax", "from": "a@b.de", "body": "x"}))
+        .await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let p: Value = r.json().await.expect("problem");
     assert_eq!(p["errors"][0]["field"], "channel");
-    let r = stack.post_ticket(&json!({"from": "not-an-address", "body": ""})).await;
+    let r = stack
+        .post_ticket(&json!({"from": "not-an-address", "body": ""}))
+        .await;
     let p: Value = r.json().await.expect("problem");
-    let fields: Vec<&str> = p["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
     assert_eq!(fields, ["from", "body"]);
-    let (status, _) = stack.get_json("/api/mind/ticket/abc", &stack.admin_token).await;
+    let (status, _) = stack
+        .get_json("/api/mind/ticket/abc", &stack.admin_token)
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = stack.get_json("/api/mind/ticket/999999", &stack.admin_token).await;
+    let (status, _) = stack
+        .get_json("/api/mind/ticket/999999", &stack.admin_token)
+        .await;
     assert_eq!(status, 404);
 
     // The OpenAPI document lists what is served.
-    let (status, doc) = stack.get_json("/api/mind/docs/open-api", &stack.agent_token).await;
+    let (status, doc) = stack
+        .get_json("/api/mind/docs/open-api", &stack.agent_token)
+        .await;
     assert_eq!(status, 200);
     for path in [
         "/api/mind/ticket",
@@ -395,7 +544,10 @@ async fn authentication_roles_and_field_errors() {
         "/api/mind/dlq",
         "/api/mind/dlq/{id}/replay",
     ] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
     stack.shutdown().await;
 }
@@ -405,7 +557,9 @@ async fn authentication_roles_and_field_errors() {
 #[tokio::test]
 async fn a_ticket_posted_while_ingest_is_down_still_appears() {
     let mut stack = Stack::new("late").await;
-    stack.extra_env.insert("API_REPLY_TIMEOUT_MS".into(), "300".into());
+    stack
+        .extra_env
+        .insert("API_REPLY_TIMEOUT_MS".into(), "300".into());
     stack.start("api").await;
     let r = stack.post_ticket(&mail(3)).await;
     assert_eq!(r.status(), 202);
@@ -416,9 +570,79 @@ async fn a_ticket_posted_while_ingest_is_down_still_appears() {
         stack.start(s).await;
     }
     let start = Instant::now();
-    while stack.count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'").await < 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "ticket never appeared");
+    while stack
+        .count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'")
+        .await
+        < 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "ticket never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stack.shutdown().await;
+}
+
+/// An AI quality check replays a message with a `testRunId`: the stages run for real, but every
+/// effect is recorded on the run's markers instead of applied, and no event leaves.
+#[tokio::test]
+async fn a_test_run_records_effects_without_applying_them() {
+    let mut stack = Stack::new("testrun").await;
+    start_all(&mut stack).await;
+    let ticket: Value = stack.post_ticket(&seed_mail()).await.json().await.expect("ticket");
+    let id = ticket["id"].as_i64().expect("id");
+    assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
+    stack.wait_drained(Duration::from_secs(30)).await;
+    let (_, before) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    let audit_before = stack.count("SELECT count(*) FROM audit_log").await;
+    let events = stack
+        .bus
+        .jetstream()
+        .get_stream(stack.bus.stream_name(switchyard_bus::StreamKind::Events))
+        .await
+        .expect("events stream");
+    let events_before = events.get_info().await.expect("info").state.messages;
+
+    let message_id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE ticket_id = $1")
+        .bind(id)
+        .fetch_one(stack.store.pool())
+        .await
+        .expect("message");
+    let run = uuid::Uuid::new_v4();
+    let env = json!({"v": 1, "ticketId": id, "messageId": message_id, "testRunId": run});
+    stack
+        .bus
+        .publish("pipeline.ingested", &format!("ai:{message_id}:{run}"), Bytes::from(env.to_string()))
+        .await
+        .expect("publish");
+
+    let start = Instant::now();
+    let sql = format!("SELECT count(*) FROM stage_runs WHERE test_run_key = '{run}'");
+    while stack.count(&sql).await < 3 {
+        assert!(start.elapsed() < Duration::from_secs(30), "test run did not reach autoexecute");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.wait_drained(Duration::from_secs(30)).await;
+
+    let (_, after) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    assert_eq!(before, after, "a test run changed the ticket");
+    assert_eq!(audit_before, stack.count("SELECT count(*) FROM audit_log").await);
+    let mut events = events;
+    assert_eq!(events_before, events.info().await.expect("info").state.messages, "a test run emitted events");
+    let recorded: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT stage, recorded_effects FROM stage_runs WHERE test_run_key = $1 ORDER BY id",
+    )
+    .bind(run.to_string())
+    .fetch_all(stack.store.pool())
+    .await
+    .expect("recorded");
+    let stages: Vec<&str> = recorded.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(stages, ["ai", "router", "autoexecute"]);
+    let ai = recorded[0].1.to_string();
+    assert!(ai.contains("patchTicket") && ai.contains("\"languageCode\":\"de\""), "{ai}");
+    assert!(ai.contains("TicketCreated"), "the event is recorded, not sent: {ai}");
+    // The ticket's own timeline does not show test runs.
+    assert_eq!(stack.stages_of(id).await, STAGES);
     stack.shutdown().await;
 }

@@ -1,1 +1,575 @@
-fn main() {}
+//! `switchyard-load`: a load generator for a running Switchyard.
+//!
+//! The tests show that the pipeline is correct; this binary shows how fast it is. It creates N
+//! tickets through the public API, as a client would, follows each through its activity timeline
+//! until `autoexecute` has run, and prints the throughput and per-stage latency percentiles, so a
+//! slow stage (or a slow hop between two) shows at once, on a real deployment.
+//!
+//! Send times come from this machine's clock, stage times from the server's: run it on the host
+//! of the pipeline (or with synchronised clocks) for meaningful ingest and end-to-end figures.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures::stream::{self, FuturesUnordered, StreamExt};
+use hdrhistogram::Histogram;
+use reqwest::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+/// The stages in pipeline order; a ticket has finished once the last one ran.
+const STAGES: [&str; 4] = ["ingest", "ai", "router", "autoexecute"];
+/// How long an unfinished ticket waits before its activity is fetched again.
+const REPOLL: Duration = Duration::from_millis(200);
+
+#[derive(Parser)]
+#[command(about = "Send tickets through a running Switchyard and measure them")]
+struct Args {
+    /// Base URL of the API.
+    #[arg(long, env = "SWITCHYARD_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Bearer token; takes precedence over --token-file.
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, default_value = ".local/admin-token")]
+    token_file: String,
+    /// Number of tickets to send.
+    #[arg(long, default_value_t = 1000)]
+    tickets: u64,
+    /// POSTs in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Activity requests in flight.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    poll_concurrency: u16,
+    /// Give up on everything not finished this many seconds after the start.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    /// Print the result as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The pooled HTTP client, the base URL and the `Authorization` header value.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+}
+
+/// A ticket the API stored (200), with the wall-clock time (unix µs) its POST was sent.
+#[derive(Clone, Copy)]
+struct Tracked {
+    id: i64,
+    sent_us: i64,
+}
+
+/// One finished ticket: when each stage finished (unix µs) and how long it worked (µs).
+struct Sample {
+    sent_us: i64,
+    finished_us: [i64; 4],
+    work_us: [u64; 4],
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct Activity {
+    activity: Vec<StageRun>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StageRun {
+    stage: String,
+    finished_at: String,
+    duration_ms: f64,
+}
+
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    tickets: u64,
+    concurrency: u16,
+    created: u64,
+    accepted_only: u64,
+    errors: u64,
+    first_error: Option<String>,
+    send_secs: f64,
+    completed: u64,
+    incomplete: Vec<i64>,
+    poll_errors: u64,
+    first_poll_error: Option<String>,
+    end_to_end_secs: f64,
+    latency_ms: Vec<Percentiles>,
+    work_ms: Vec<Percentiles>,
+}
+
+#[derive(Serialize)]
+struct Percentiles {
+    stage: &'static str,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+#[tokio::main]
+async fn main() -> Result<ExitCode> {
+    let args = Args::parse();
+    let token = match &args.token {
+        Some(token) => token.clone(),
+        None => std::fs::read_to_string(&args.token_file)
+            .with_context(|| format!("reading {} (or pass --token)", args.token_file))?,
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency.into())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
+    let base = args.api.trim_end_matches('/').to_owned();
+    let api = Api {
+        http,
+        base,
+        auth: format!("Bearer {}", token.trim()),
+    };
+
+    let mut report = Report {
+        tickets: args.tickets,
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.timeout_secs);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sending = async {
+        // Cancelled at the deadline; what was counted so far stays in the report.
+        let _ = timeout_at(deadline, send_all(&api, &args, tx, &mut report)).await;
+        started.elapsed()
+    };
+    let polling = poll_all(&api, rx, args.poll_concurrency.into(), deadline);
+    let (send_elapsed, (samples, incomplete, poll_errors, first_poll_error)) =
+        tokio::join!(sending, polling);
+    report.send_secs = send_elapsed.as_secs_f64();
+    (
+        report.incomplete,
+        report.poll_errors,
+        report.first_poll_error,
+    ) = (incomplete, poll_errors, first_poll_error);
+    summarize(&mut report, &samples)?;
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("serializing the report")?
+        );
+    } else {
+        print_table(&report);
+    }
+    let sent = report.created + report.accepted_only;
+    let failed = report.errors > 0 || sent < report.tickets || !report.incomplete.is_empty();
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// POSTs every ticket with `--concurrency` in flight and hands the stored ones to the poller.
+async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, r: &mut Report) {
+    let mut posts = stream::iter(0..args.tickets)
+        .map(|i| post_ticket(api, i))
+        .buffer_unordered(args.concurrency.into());
+    while let Some(result) = posts.next().await {
+        match result {
+            Ok(Some(ticket)) => {
+                r.created += 1;
+                let _ = tx.send(ticket); // fails only once the poller gave up at the deadline
+            }
+            Ok(None) => r.accepted_only += 1,
+            Err(e) => {
+                r.errors += 1;
+                r.first_error.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+}
+
+/// `Some` for a stored ticket (200), `None` when accepted but not confirmed in time (202).
+async fn post_ticket(api: &Api, i: u64) -> Result<Option<Tracked>> {
+    let url = format!("{}/api/mind/ticket", api.base);
+    let request = api
+        .http
+        .post(&url)
+        .header(AUTHORIZATION, &api.auth)
+        .json(&ticket_body(i));
+    let sent_us = unix_micros_now();
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading POST {url}"))?;
+    match status.as_u16() {
+        200 => {
+            let created: Created =
+                serde_json::from_str(&text).with_context(|| format!("parsing {text}"))?;
+            Ok(Some(Tracked {
+                id: created.id,
+                sent_us,
+            }))
+        }
+        202 => Ok(None),
+        _ => bail!("POST {url} returned {status}: {text}"),
+    }
+}
+
+/// A plausible customer mail, alternating German and English.
+fn ticket_body(i: u64) -> Value {
+    let kwh = 1_000 + (i * 7_919) % 89_000;
+    let (subject, body) = if i % 2 == 0 {
+        (format!("Zählerstand {i}"), format!("<p>Guten Tag,</p><p>mein Zählerstand ist {kwh} kWh. Zählernummer 1ESY{i}.</p><p>Viele Grüße</p>"))
+    } else {
+        (format!("Meter reading {i}"), format!("<p>Hello,</p><p>my meter reading is {kwh} kWh, meter number 1ESY{i}.</p><p>Kind regards</p>"))
+    };
+    json!({
+        "channel": "email",
+        "from": format!("kunde{i}@example.org"),
+        "fromName": format!("Kunde {i}"),
+        "to": ["service@stadtwerke.example"],
+        "subject": subject,
+        "body": body,
+    })
+}
+
+/// Polls each ticket's activity as it arrives, `in_flight` requests at most. An unfinished ticket
+/// goes back into a queue ordered by due time, to be asked again after [`REPOLL`]. Ends when the
+/// sender is done and every ticket finished, or at the deadline. Returns the finished tickets,
+/// the ids of the unfinished ones, and the failed requests.
+async fn poll_all(
+    api: &Api,
+    mut rx: mpsc::UnboundedReceiver<Tracked>,
+    in_flight: usize,
+    deadline: Instant,
+) -> (Vec<Sample>, Vec<i64>, u64, Option<String>) {
+    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    let mut queue: BinaryHeap<Reverse<(Instant, i64, i64)>> = BinaryHeap::new();
+    let mut outstanding = HashSet::new();
+    let mut polls = FuturesUnordered::new();
+    let mut receiving = true;
+    loop {
+        let now = Instant::now();
+        while polls.len() < in_flight && queue.peek().is_some_and(|Reverse((due, ..))| *due <= now)
+        {
+            if let Some(Reverse((_, id, sent_us))) = queue.pop() {
+                let ticket = Tracked { id, sent_us };
+                polls.push(async move { (ticket, poll_ticket(api, ticket).await) });
+            }
+        }
+        if !receiving && queue.is_empty() && polls.is_empty() {
+            break;
+        }
+        let next_due = queue
+            .peek()
+            .filter(|_| polls.len() < in_flight)
+            .map(|Reverse((due, ..))| *due);
+        tokio::select! {
+            _ = sleep_until(deadline) => break,
+            _ = sleep_until(next_due.unwrap_or(deadline)), if next_due.is_some() => {}
+            received = rx.recv(), if receiving => match received {
+                Some(t) => {
+                    outstanding.insert(t.id);
+                    queue.push(Reverse((Instant::now(), t.id, t.sent_us)));
+                }
+                None => receiving = false,
+            },
+            Some((t, result)) = polls.next(), if !polls.is_empty() => match result {
+                Ok(Some(sample)) => {
+                    outstanding.remove(&t.id);
+                    samples.push(sample);
+                }
+                Ok(None) => queue.push(Reverse((Instant::now() + REPOLL, t.id, t.sent_us))),
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("{e:#}"));
+                    queue.push(Reverse((Instant::now() + REPOLL, t.id, t.sent_us)));
+                }
+            },
+        }
+    }
+    while let Ok(t) = rx.try_recv() {
+        outstanding.insert(t.id);
+    }
+    let mut incomplete: Vec<i64> = outstanding.into_iter().collect();
+    incomplete.sort_unstable();
+    (samples, incomplete, errors, first_error)
+}
+
+/// `Some` once the ticket's activity shows `autoexecute`.
+async fn poll_ticket(api: &Api, ticket: Tracked) -> Result<Option<Sample>> {
+    let url = format!("{}/api/mind/ticket/{}/activity", api.base, ticket.id);
+    let request = api.http.get(&url).header(AUTHORIZATION, &api.auth);
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .with_context(|| format!("reading GET {url}"))?;
+    if !status.is_success() {
+        bail!("GET {url} returned {status}: {text}");
+    }
+    let activity: Activity =
+        serde_json::from_str(&text).with_context(|| format!("parsing {url}"))?;
+    sample_from(ticket.sent_us, &activity.activity).with_context(|| format!("ticket {}", ticket.id))
+}
+
+fn sample_from(sent_us: i64, runs: &[StageRun]) -> Result<Option<Sample>> {
+    if !runs.iter().any(|r| r.stage == "autoexecute") {
+        return Ok(None);
+    }
+    let mut sample = Sample {
+        sent_us,
+        finished_us: [0; 4],
+        work_us: [0; 4],
+    };
+    for (k, stage) in STAGES.iter().enumerate() {
+        let run = runs.iter().find(|r| r.stage == *stage);
+        let run = run.with_context(|| format!("autoexecute ran but {stage} did not"))?;
+        sample.finished_us[k] = parse_utc_micros(&run.finished_at).with_context(|| {
+            format!(
+                "{stage}.finishedAt {:?} is not RFC 3339 UTC",
+                run.finished_at
+            )
+        })?;
+        sample.work_us[k] = (run.duration_ms * 1000.0).round().max(0.0) as u64;
+    }
+    Ok(Some(sample))
+}
+
+/// Fills in completion, throughput and the percentiles.
+fn summarize(r: &mut Report, samples: &[Sample]) -> Result<()> {
+    let histogram = |_| Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram");
+    let mut latency = (0..5).map(histogram).collect::<Result<Vec<_>>>()?;
+    let mut work = (0..4).map(histogram).collect::<Result<Vec<_>>>()?;
+    let (mut first_sent, mut last_finished) = (i64::MAX, i64::MIN);
+    for s in samples {
+        let f = s.finished_us;
+        let spans = [
+            f[0] - s.sent_us,
+            f[1] - f[0],
+            f[2] - f[1],
+            f[3] - f[2],
+            f[3] - s.sent_us,
+        ];
+        for (h, us) in latency.iter_mut().zip(spans) {
+            h.saturating_record(us.max(0) as u64); // negative only with skewed clocks
+        }
+        for (h, us) in work.iter_mut().zip(s.work_us) {
+            h.saturating_record(us);
+        }
+        first_sent = first_sent.min(s.sent_us);
+        last_finished = last_finished.max(f[3]);
+    }
+    r.completed = samples.len() as u64;
+    if r.completed > 0 {
+        r.end_to_end_secs = (last_finished - first_sent) as f64 / 1e6;
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let row = |(&stage, h): (&&'static str, &Histogram<u64>)| Percentiles {
+        stage,
+        p50: ms(h.value_at_quantile(0.50)),
+        p95: ms(h.value_at_quantile(0.95)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    };
+    let names = ["ingest", "ai", "router", "autoexecute", "end-to-end"];
+    r.latency_ms = names.iter().zip(&latency).map(row).collect();
+    r.work_ms = STAGES.iter().zip(&work).map(row).collect();
+    Ok(())
+}
+
+fn print_table(r: &Report) {
+    let per_sec = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let sent = r.created + r.accepted_only;
+    println!(
+        "switchyard-load: {} tickets, concurrency {}",
+        r.tickets, r.concurrency
+    );
+    print!(
+        "sent {sent} in {:.1} s ({:.0}/s); ",
+        r.send_secs,
+        per_sec(sent, r.send_secs)
+    );
+    print!(
+        "{} accepted-only (202), {} errors",
+        r.accepted_only, r.errors
+    );
+    if sent + r.errors < r.tickets {
+        print!(
+            ", {} not sent before the timeout",
+            r.tickets - sent - r.errors
+        );
+    }
+    println!();
+    if let Some(e) = &r.first_error {
+        println!("first error: {e}");
+    }
+    let throughput = per_sec(r.completed, r.end_to_end_secs);
+    print!(
+        "completed {}/{} in {:.1} s: ",
+        r.completed, r.created, r.end_to_end_secs
+    );
+    println!("{throughput:.0} tickets/s end to end");
+    if !r.incomplete.is_empty() {
+        let ids: Vec<String> = r.incomplete.iter().take(10).map(i64::to_string).collect();
+        let more = if r.incomplete.len() > 10 { ", ..." } else { "" };
+        println!(
+            "incomplete: {} (ids {}{more})",
+            r.incomplete.len(),
+            ids.join(", ")
+        );
+    }
+    if let Some(e) = &r.first_poll_error {
+        println!("{} activity requests failed; first: {e}", r.poll_errors);
+    }
+    println!(
+        "latency (ms)      {:>9} {:>9} {:>9} {:>9}",
+        "p50", "p95", "p99", "max"
+    );
+    for p in &r.latency_ms {
+        println!(
+            "  {:<15} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            p.stage, p.p50, p.p95, p.p99, p.max
+        );
+    }
+    let work: Vec<String> = r
+        .work_ms
+        .iter()
+        .map(|p| format!("{} {:.1}/{:.1}", p.stage, p.p50, p.p99))
+        .collect();
+    println!(
+        "stage work (ms, inside the transaction) p50/p99: {}",
+        work.join(", ")
+    );
+}
+
+fn unix_micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Parses a UTC RFC 3339 timestamp as the API writes it, `2026-11-23T19:42:34.789835Z` (any
+/// number of fraction digits, or none), to microseconds since the Unix epoch.
+fn parse_utc_micros(s: &str) -> Option<i64> {
+    let num = |field: &str, len: usize| {
+        let digits = field.len() == len && field.bytes().all(|c| c.is_ascii_digit());
+        digits.then(|| field.parse::<i64>().ok()).flatten()
+    };
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let (hms, fraction) = match time.split_once('.') {
+        Some((_, "")) => return None,
+        Some(parts) => parts,
+        None => (time, ""),
+    };
+    let mut d = date.split('-').chain(hms.split(':'));
+    let mut field = |len| d.next().and_then(|f| num(f, len));
+    let (year, month, day) = (field(4)?, field(2)?, field(2)?);
+    let (hour, minute, second) = (field(2)?, field(2)?, field(2)?);
+    let valid = d.next().is_none()
+        && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second <= 60
+        && fraction.bytes().all(|c| c.is_ascii_digit());
+    // Microseconds: the first six fraction digits, padded with zeros; finer digits are dropped.
+    let padded = fraction.bytes().chain(std::iter::repeat(b'0')).take(6);
+    let micros = padded.fold(0, |us, c| us * 10 + i64::from(c - b'0'));
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
+    valid.then_some(secs * 1_000_000 + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    era * 146_097 + year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_timestamps_the_api_writes() {
+        let cases = [
+            ("1970-01-01T00:00:00Z", 0),
+            ("1969-12-31T23:59:59Z", -1_000_000),
+            ("2000-02-29T11:00:00Z", 951_822_000_000_000),
+            ("2026-11-23T19:42:34Z", 1_795_462_954_000_000),
+            ("2026-11-23T19:42:34.5Z", 1_795_462_954_500_000),
+            ("2026-11-23T19:42:34.789835Z", 1_795_462_954_789_835),
+            ("2026-11-23T19:42:34.789835999Z", 1_795_462_954_789_835),
+        ];
+        for (s, micros) in cases {
+            assert_eq!(parse_utc_micros(s), Some(micros), "{s}");
+        }
+        for s in [
+            "",
+            "2026-11-23",
+            "2026-11-23 19:42:34Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T19:42:34",
+            "2026-11-23T19:42:34.Z",
+            "2026-11-23T19:42:34+01:00",
+            "2026-1a-23T19:42:34Z",
+            "2026-11-23T19:42:34:00Z",
+        ] {
+            assert_eq!(parse_utc_micros(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_ticket_has_finished_once_autoexecute_ran() {
+        let run = |stage: &str, at: &str| StageRun {
+            stage: stage.into(),
+            finished_at: at.into(),
+            duration_ms: 1.5,
+        };
+        let mut runs = vec![
+            run("ingest", "1970-01-01T00:00:01Z"),
+            run("ai", "1970-01-01T00:00:02Z"),
+        ];
+        assert!(sample_from(0, &runs).expect("parses").is_none());
+        runs.push(run("router", "1970-01-01T00:00:03Z"));
+        runs.push(run("autoexecute", "1970-01-01T00:00:04.25Z"));
+        let sample = sample_from(500_000, &runs)
+            .expect("parses")
+            .expect("finished");
+        assert_eq!(
+            sample.finished_us,
+            [1_000_000, 2_000_000, 3_000_000, 4_250_000]
+        );
+        assert_eq!(sample.work_us, [1_500; 4]);
+        assert!(
+            sample_from(0, &runs[1..]).is_err(),
+            "autoexecute without ingest"
+        );
+    }
+}

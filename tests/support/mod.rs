@@ -70,11 +70,15 @@ impl Stack {
         let admin = auth::create_user(&mut tx, "admin@test", Role::Admin, "Ada", "Admin")
             .await
             .expect("admin");
-        let admin_token = auth::create_token(&mut tx, admin, "test").await.expect("token");
+        let admin_token = auth::create_token(&mut tx, admin, "test")
+            .await
+            .expect("token");
         let agent = auth::create_user(&mut tx, "agent@test", Role::Agent, "Max", "Agent")
             .await
             .expect("agent");
-        let agent_token = auth::create_token(&mut tx, agent, "test").await.expect("token");
+        let agent_token = auth::create_token(&mut tx, agent, "test")
+            .await
+            .expect("token");
         tx.commit().await.expect("commit");
         let dir = std::env::temp_dir().join(format!("switchyard-test-{name}-{short}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -95,12 +99,17 @@ impl Stack {
     }
 
     fn binary() -> String {
-        std::env::var("SWITCHYARD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned())
+        std::env::var("SWITCHYARD_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned())
     }
 
     /// Starts `switchyard <service>` as a process and waits until it is ready.
     pub async fn start(&mut self, service: &str) {
-        let health = if service == "api" { self.api_addr.clone() } else { free_addr() };
+        let health = if service == "api" {
+            self.api_addr.clone()
+        } else {
+            free_addr()
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -116,7 +125,10 @@ impl Stack {
             .env("HEALTH_ADDR", &health)
             .env("ADMIN_TOKEN_FILE", self.dir.join("admin-token"))
             .env("REPLICA_ID", format!("{service}-{}", self.spawned))
-            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("DB_MAX_CONNECTIONS", "8")
             .envs(&self.extra_env)
             .stdout(Stdio::null())
@@ -124,7 +136,11 @@ impl Stack {
             .kill_on_drop(true);
         let child = cmd.spawn().expect("spawn switchyard");
         self.procs.insert(service.to_owned(), child);
-        let path = if service == "api" { "healthz" } else { "readyz" };
+        let path = if service == "api" {
+            "healthz"
+        } else {
+            "readyz"
+        };
         wait_http_ok(&format!("http://{health}/{path}"), Duration::from_secs(60)).await;
     }
 
@@ -133,6 +149,21 @@ impl Stack {
         if let Some(mut c) = self.procs.remove(service) {
             c.kill().await.expect("kill");
         }
+    }
+
+    /// SIGTERM, then the exit status (the process must finish what is in flight and exit).
+    pub async fn terminate(&mut self, service: &str, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.procs.remove(service).expect("process running");
+        let pid = c.id().expect("pid");
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(ok.success());
+        tokio::time::timeout(timeout, c.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{service} did not exit within {timeout:?} of SIGTERM"))
+            .expect("wait")
     }
 
     pub fn log_dir(&self) -> &std::path::Path {
@@ -172,7 +203,10 @@ impl Stack {
     /// The stages a ticket's activity lists, in order.
     pub async fn stages_of(&self, ticket_id: i64) -> Vec<String> {
         let (_, a) = self
-            .get_json(&format!("/api/mind/ticket/{ticket_id}/activity"), &self.admin_token)
+            .get_json(
+                &format!("/api/mind/ticket/{ticket_id}/activity"),
+                &self.admin_token,
+            )
             .await;
         a["activity"]
             .as_array()
@@ -202,13 +236,20 @@ impl Stack {
         loop {
             let mut lag = 0;
             for stage in STAGES {
-                let kind = if stage == "ingest" { StreamKind::Inbound } else { StreamKind::Pipeline };
+                let kind = if stage == "ingest" {
+                    StreamKind::Inbound
+                } else {
+                    StreamKind::Pipeline
+                };
                 lag += self.bus.consumer_lag(kind, stage).await.unwrap_or(1);
             }
             if lag == 0 {
                 return;
             }
-            assert!(start.elapsed() < timeout, "consumers not drained after {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "consumers not drained after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -227,7 +268,11 @@ impl Stack {
             self.kill(&n).await;
         }
         for kind in StreamKind::ALL {
-            let _ = self.bus.jetstream().delete_stream(self.bus.stream_name(kind)).await;
+            let _ = self
+                .bus
+                .jetstream()
+                .delete_stream(self.bus.stream_name(kind))
+                .await;
         }
     }
 }
@@ -241,15 +286,21 @@ pub async fn wait_http_ok(url: &str, timeout: Duration) {
                 return;
             }
         }
-        assert!(start.elapsed() < timeout, "{url} not ready after {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "{url} not ready after {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// The seed's example mail (Tom Mustermann: meter reading and move).
 pub fn seed_mail() -> Value {
-    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/samples/tom-mustermann.json"))
-        .expect("sample mail");
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/local/samples/tom-mustermann.json"
+    ))
+    .expect("sample mail");
     serde_json::from_str(&raw).expect("sample JSON")
 }
 

@@ -42,8 +42,11 @@ impl LanguageDetector {
             0 => return None,
             // lingua needs two candidates; with one configured language there is nothing to choose.
             1 => Arc::new(
-                LanguageDetectorBuilder::from_languages(&[languages[0], fallback_partner(languages[0])])
-                    .build(),
+                LanguageDetectorBuilder::from_languages(&[
+                    languages[0],
+                    fallback_partner(languages[0]),
+                ])
+                .build(),
             ),
             _ => Arc::new(LanguageDetectorBuilder::from_languages(&languages).build()),
         };
@@ -101,7 +104,10 @@ mod tests {
         assert_eq!(de.code, "de");
         assert_eq!(de.name, "German");
         let en = d
-            .detect("I would like to cancel my contract at the end of January.", &langs(&["de", "en"]))
+            .detect(
+                "I would like to cancel my contract at the end of January.",
+                &langs(&["de", "en"]),
+            )
             .expect("english");
         assert_eq!(en.code, "en");
     }

@@ -51,10 +51,16 @@ impl StageHandler for Ai {
                 patch.language_code = Some(d.code.clone());
                 json!({"result": "analyzed", "languageCode": d.code, "languageConfidence": d.confidence})
             }
-            None => json!({"result": "analyzed", "languageCode": null, "reason": "no text to detect a language in"}),
+            None => {
+                json!({"result": "analyzed", "languageCode": null, "reason": "no text to detect a language in"})
+            }
         };
         cx.patch_ticket(input.ticket_id, &patch).await?;
-        let event = if message.is_first { "TicketCreated" } else { "TicketResponse" };
+        let event = if message.is_first {
+            "TicketCreated"
+        } else {
+            "TicketResponse"
+        };
         cx.emit(
             event,
             json!({"ticketId": input.ticket_id, "messageId": input.message_id}),

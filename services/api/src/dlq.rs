@@ -59,7 +59,8 @@ async fn list_dead_letters(
     auth.require(Permission::ManageDeadLetters)?;
     let (limit, offset) = page.resolve()?;
     if let Some(s) = &filter.stage {
-        Stage::parse(s).ok_or_else(|| ApiError::field("stage", "must be ingest, ai, router or autoexecute"))?;
+        Stage::parse(s)
+            .ok_or_else(|| ApiError::field("stage", "must be ingest, ai, router or autoexecute"))?;
     }
     let mut conn = state.store.pool().acquire().await?;
     let (rows, total) = dead_letters::list(
@@ -108,7 +109,9 @@ async fn replay_dead_letter(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Replayed>> {
     let user = auth.require(Permission::ManageDeadLetters)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::field("id", "must be an integer"))?;
     let mut tx = state.store.begin().await?;
     let dl = dead_letters::get_for_update(&mut tx, id).await?;
     let count = dl.replay_count + 1;
@@ -116,10 +119,15 @@ async fn replay_dead_letter(
     // the id differs per replay so JetStream's de-duplication does not swallow it.
     state
         .bus
-        .publish(&dl.subject, &format!("replay:{id}:{count}"), Bytes::from(dl.payload.clone()))
+        .publish(
+            &dl.subject,
+            &format!("replay:{id}:{count}"),
+            Bytes::from(dl.payload.clone()),
+        )
         .await?;
     if let Some(t) = dl.ticket_id {
-        tickets::clear_processing_flag(&mut tx, t, "deadLettered", Some(&dl.stage), &user.actor()).await?;
+        tickets::clear_processing_flag(&mut tx, t, "deadLettered", Some(&dl.stage), &user.actor())
+            .await?;
     }
     dead_letters::mark_replayed(&mut tx, id, &user.actor()).await?;
     tx.commit().await?;

@@ -94,7 +94,6 @@ pub fn app(state: ApiState, health: Health) -> Router {
     ))
 }
 
-
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
@@ -105,7 +104,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "API listening");
     health.set_ready(true);
-    axum::serve(listener, app(state, health)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state, health))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 

@@ -57,7 +57,10 @@ async fn list_settings(
 ) -> ApiResult<Json<SettingsList>> {
     let show_secrets = auth.0.role.can(Permission::ReadSecretSettings);
     let mut conn = state.store.pool().acquire().await?;
-    let names: Option<Vec<&str>> = filter.names.as_deref().map(|n| n.split(',').map(str::trim).collect());
+    let names: Option<Vec<&str>> = filter
+        .names
+        .as_deref()
+        .map(|n| n.split(',').map(str::trim).collect());
     let all = settings::list(&mut conn, show_secrets)
         .await?
         .into_iter()
@@ -105,7 +108,9 @@ async fn update_settings(
         .iter()
         .filter_map(|(name, value)| match settings::validate(name, value) {
             Ok(_) => None,
-            Err(switchyard_store::StoreError::Invalid { field, message }) => Some(FieldError { field, message }),
+            Err(switchyard_store::StoreError::Invalid { field, message }) => {
+                Some(FieldError { field, message })
+            }
             Err(e) => Some(FieldError {
                 field: name.clone(),
                 message: e.to_string(),
@@ -170,7 +175,11 @@ async fn announce<'a>(state: &ApiState, names: impl Iterator<Item = &'a str>, ac
     for name in names {
         let id = format!("SettingChanged:{name}:{}", uuid::Uuid::now_v7());
         let body = json!({"event": "SettingChanged", "data": {"name": name, "modifiedBy": actor}});
-        if let Err(e) = state.bus.publish_json("events.SettingChanged", &id, &body).await {
+        if let Err(e) = state
+            .bus
+            .publish_json("events.SettingChanged", &id, &body)
+            .await
+        {
             tracing::warn!(error = %e, setting = name, "SettingChanged not published");
         }
     }

@@ -72,7 +72,10 @@ impl CreateTicket {
             })
         };
         let channel = self.channel.unwrap_or(Channel::Email);
-        let from = self.from.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty());
+        let from = self
+            .from
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty());
         if from.is_none() && channel != Channel::System {
             bad("from", "required unless channel is system");
         }
@@ -98,7 +101,9 @@ impl CreateTicket {
         let contract_id = match self.contract_id {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
-            Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => Some(s),
+            Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => {
+                Some(s)
+            }
             Some(_) => {
                 bad("contractId", "must be a numeric id");
                 None
@@ -109,12 +114,17 @@ impl CreateTicket {
             Some(Value::String(s)) => {
                 let t = time::parse_time(&s);
                 if t.is_none() {
-                    bad("createdAt", "not a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or unix seconds)");
+                    bad(
+                        "createdAt",
+                        "not a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or unix seconds)",
+                    );
                 }
                 t
             }
             Some(Value::Number(n)) => {
-                let t = n.as_i64().and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+                let t = n
+                    .as_i64()
+                    .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
                 if t.is_none() {
                     bad("createdAt", "not a unix timestamp");
                 }
@@ -125,7 +135,11 @@ impl CreateTicket {
                 None
             }
         };
-        if self.additional_data.as_ref().is_some_and(|d| !d.is_object()) {
+        if self
+            .additional_data
+            .as_ref()
+            .is_some_and(|d| !d.is_object())
+        {
             bad("additionalData", "must be an object");
         }
         if !errors.is_empty() {
@@ -134,7 +148,10 @@ impl CreateTicket {
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(ApiError::BadRequest(format!("invalid ticket: {summary}"), errors));
+            return Err(ApiError::BadRequest(
+                format!("invalid ticket: {summary}"),
+                errors,
+            ));
         }
         Ok(InboundTicket {
             channel: Some(channel),
@@ -159,7 +176,10 @@ impl CreateTicket {
 }
 
 fn looks_like_email(s: &str) -> bool {
-    let addr = s.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>')).unwrap_or(s);
+    let addr = s
+        .rsplit_once('<')
+        .map(|(_, a)| a.trim_end_matches('>'))
+        .unwrap_or(s);
     match addr.split_once('@') {
         Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains(' '),
         None => false,
@@ -204,12 +224,22 @@ async fn create_ticket(
     let after = match params.process.as_deref() {
         None | Some("batch") | Some("false") => Stage::Ingest,
         Some("realtime") => Stage::Ai,
-        Some(_) => return Err(ApiError::field("process", "must be realtime, batch or false")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "process",
+                "must be realtime, batch or false",
+            ))
+        }
     };
     let ticket = body.validate()?;
     let request_id = match headers.get("idempotency-key").map(|v| v.to_str()) {
         Some(Ok(k)) if !k.is_empty() && k.len() <= 200 => k.to_owned(),
-        Some(_) => return Err(ApiError::field("Idempotency-Key", "must be 1 to 200 visible characters")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "Idempotency-Key",
+                "must be 1 to 200 visible characters",
+            ))
+        }
         None => uuid::Uuid::now_v7().to_string(),
     };
     let key = format!("api:{}:{request_id}", auth.0.id);
@@ -225,10 +255,16 @@ async fn create_ticket(
         }),
         ticket,
     };
-    state.bus.publish_json("inbound.api", &key, &envelope).await?;
+    state
+        .bus
+        .publish_json("inbound.api", &key, &envelope)
+        .await?;
 
     let answer = waiting.wait(state.reply_timeout).await;
-    let ticket_id = answer.as_ref().and_then(|a| a.get("ticketId")).and_then(Value::as_i64);
+    let ticket_id = answer
+        .as_ref()
+        .and_then(|a| a.get("ticketId"))
+        .and_then(Value::as_i64);
     match ticket_id {
         Some(id) => {
             let mut conn = state.store.pool().acquire().await?;
@@ -350,7 +386,10 @@ async fn ticket_activity(
         .into_iter()
         .map(|r| StageActivity {
             at: time::format_ticket_time(r.finished_at),
-            duration_ms: (r.finished_at - r.started_at).num_microseconds().unwrap_or(0) as f64 / 1000.0,
+            duration_ms: (r.finished_at - r.started_at)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0,
             stage: r.stage,
             message_id: r.message_id,
             started_at: r.started_at,
@@ -402,7 +441,9 @@ mod tests {
         let err = body(json!({"from": "nobody", "contractId": "x1", "createdAt": "soon"}))
             .validate()
             .expect_err("invalid");
-        let ApiError::BadRequest(_, errors) = err else { panic!("not a 400") };
+        let ApiError::BadRequest(_, errors) = err else {
+            panic!("not a 400")
+        };
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["from", "body", "contractId", "createdAt"]);
     }

@@ -36,14 +36,22 @@ impl StageHandler for Autoexecute {
                 next: None,
             })
         };
-        if matches!(cx.ticket_status(), Some(TicketStatus::Closed | TicketStatus::Resolved)) {
-            return done(json!({"result": "skipped", "gate": "ticketOpen", "reason": "ticket is closed"}));
+        if matches!(
+            cx.ticket_status(),
+            Some(TicketStatus::Closed | TicketStatus::Resolved)
+        ) {
+            return done(
+                json!({"result": "skipped", "gate": "ticketOpen", "reason": "ticket is closed"}),
+            );
         }
         let ready = tickets::ready_intent_count(cx.conn(), ticket_id).await?;
         let (gate, reason) = if ready == 0 {
             ("intentsPresent", "no AI agent is ready")
         } else if !self.settings.get_bool("enableAiAutoProcessing").await? {
-            ("autoProcessingEnabled", "automatic processing is switched off")
+            (
+                "autoProcessingEnabled",
+                "automatic processing is switched off",
+            )
         } else {
             ("executorAvailable", "AI agents cannot be executed yet")
         };

@@ -19,15 +19,31 @@ impl StageHandler for Ingest {
         }
     }
 
-    async fn process(&self, cx: &mut StageCx, input: &InboundEnvelope) -> Result<StageOutput, StageError> {
+    async fn process(
+        &self,
+        cx: &mut StageCx,
+        input: &InboundEnvelope,
+    ) -> Result<StageOutput, StageError> {
         if input.v != ENVELOPE_VERSION {
-            return Err(StageError::Permanent(format!("unsupported envelope version {}", input.v)));
+            return Err(StageError::Permanent(format!(
+                "unsupported envelope version {}",
+                input.v
+            )));
         }
         let plain = input.ticket.body.as_deref().map(body_plain);
         let stored = cx
-            .store_inbound(&input.key, &input.ticket, plain.as_deref(), input.received_at)
+            .store_inbound(
+                &input.key,
+                &input.ticket,
+                plain.as_deref(),
+                input.received_at,
+            )
             .await?;
-        tracing::info!(ticket_id = stored.ticket_id, message_id = stored.message_id, "stored");
+        tracing::info!(
+            ticket_id = stored.ticket_id,
+            message_id = stored.message_id,
+            "stored"
+        );
         // Ingest answers the API itself when asked to; later reply points travel on.
         let reply = input.reply.clone().filter(|r| r.after != Stage::Ingest);
         Ok(StageOutput {

@@ -33,7 +33,10 @@ impl StageHandler for Router {
     async fn process(&self, cx: &mut StageCx, input: &Envelope) -> Result<StageOutput, StageError> {
         let next = Some(input.clone());
         // A ticket closed meanwhile (by a hook or an agent) is never queued.
-        if matches!(cx.ticket_status(), Some(TicketStatus::Closed | TicketStatus::Resolved)) {
+        if matches!(
+            cx.ticket_status(),
+            Some(TicketStatus::Closed | TicketStatus::Resolved)
+        ) {
             return Ok(StageOutput {
                 ticket_id: input.ticket_id,
                 message_id: input.message_id,

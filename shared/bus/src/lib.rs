@@ -338,8 +338,14 @@ mod tests {
 
     #[test]
     fn subjects_map_to_their_streams() {
-        assert_eq!(StreamKind::for_subject("pipeline.routed"), Some(StreamKind::Pipeline));
-        assert_eq!(StreamKind::for_subject("inbound.api"), Some(StreamKind::Inbound));
+        assert_eq!(
+            StreamKind::for_subject("pipeline.routed"),
+            Some(StreamKind::Pipeline)
+        );
+        assert_eq!(
+            StreamKind::for_subject("inbound.api"),
+            Some(StreamKind::Inbound)
+        );
         assert_eq!(StreamKind::for_subject("dlq.ai"), Some(StreamKind::Dlq));
         assert_eq!(StreamKind::for_subject("other.x"), None);
     }

@@ -181,6 +181,9 @@ mod tests {
             reply: None,
         };
         let json = serde_json::to_value(&e).expect("serialize");
-        assert_eq!(json, serde_json::json!({"v": 1, "ticketId": 1, "messageId": 2}));
+        assert_eq!(
+            json,
+            serde_json::json!({"v": 1, "ticketId": 1, "messageId": 2})
+        );
     }
 }

@@ -52,7 +52,11 @@ impl StageCx {
         &self.actor
     }
 
-    pub async fn patch_ticket(&mut self, ticket_id: i64, patch: &TicketPatch) -> Result<(), StageError> {
+    pub async fn patch_ticket(
+        &mut self,
+        ticket_id: i64,
+        patch: &TicketPatch,
+    ) -> Result<(), StageError> {
         match self.mode {
             EffectMode::Apply => {
                 tickets::apply_patch(&mut self.tx, ticket_id, patch, &self.actor).await?;
@@ -78,7 +82,10 @@ impl StageCx {
                 "a test run cannot create tickets".into(),
             ));
         }
-        Ok(tickets::insert_inbound(&mut self.tx, key, t, body_plain, received_at, &self.actor).await?)
+        Ok(
+            tickets::insert_inbound(&mut self.tx, key, t, body_plain, received_at, &self.actor)
+                .await?,
+        )
     }
 
     /// Emits `events.<name>` after commit (recorded only in a test run).

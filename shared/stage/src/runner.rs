@@ -72,7 +72,12 @@ pub async fn run_stage<H: StageHandler>(
     let kind = StreamKind::for_subject(input)
         .ok_or_else(|| StageError::Permanent(format!("no stream holds {input}")))?;
     deps.bus.ensure_streams().await?;
-    let lag_task = tokio::spawn(report_lag(deps.bus.clone(), kind, stage.as_str(), shutdown.clone()));
+    let lag_task = tokio::spawn(report_lag(
+        deps.bus.clone(),
+        kind,
+        stage.as_str(),
+        shutdown.clone(),
+    ));
 
     let reconnect = backoff::backoff::Backoff::next_backoff;
     let mut retry = ExponentialBackoff {
@@ -152,7 +157,12 @@ async fn wait_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Publishes the consumer's lag as a gauge (what autoscaling reads).
-async fn report_lag(bus: Bus, kind: StreamKind, stage: &'static str, mut shutdown: watch::Receiver<bool>) {
+async fn report_lag(
+    bus: Bus,
+    kind: StreamKind,
+    stage: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if let Ok(lag) = bus.consumer_lag(kind, stage).await {
             metrics::gauge!("switchyard_consumer_lag", "stage" => stage).set(lag as f64);
@@ -167,16 +177,17 @@ async fn report_lag(bus: Bus, kind: StreamKind, stage: &'static str, mut shutdow
 /// The outcome of one attempt at a message.
 enum Done {
     /// This delivery did the work.
-    Fresh {
-        marker: stage_runs::StageRun,
-    },
+    Fresh { marker: stage_runs::StageRun },
     /// An earlier delivery did it; hand on what it recorded.
-    Already {
-        marker: stage_runs::StageRun,
-    },
+    Already { marker: stage_runs::StageRun },
 }
 
-async fn handle_message<H: StageHandler>(handler: &H, deps: &StageDeps, config: &StageConfig, msg: Message) {
+async fn handle_message<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    config: &StageConfig,
+    msg: Message,
+) {
     let stage = H::STAGE.as_str();
     let started = Instant::now();
     let (deliveries, sequence) = match msg.info() {
@@ -276,11 +287,24 @@ async fn attempt_once<H: StageHandler>(
     };
     let mut tx = deps.store.begin().await?;
     let trace_id = switchyard_telemetry::current_trace_id();
-    let Some(marker_id) =
-        stage_runs::claim(&mut tx, &marker_key, &deps.replica, trace_id.as_deref(), Utc::now()).await?
+    let Some(marker_id) = stage_runs::claim(
+        &mut tx,
+        &marker_key,
+        &deps.replica,
+        trace_id.as_deref(),
+        Utc::now(),
+    )
+    .await?
     else {
-        tx.rollback().await.map_err(switchyard_store::StoreError::from)?;
-        let mut conn = deps.store.pool().acquire().await.map_err(switchyard_store::StoreError::from)?;
+        tx.rollback()
+            .await
+            .map_err(switchyard_store::StoreError::from)?;
+        let mut conn = deps
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(switchyard_store::StoreError::from)?;
         let marker = stage_runs::find(&mut conn, &marker_key)
             .await?
             .ok_or_else(|| StageError::Transient("marker vanished".into()))?;
@@ -330,7 +354,7 @@ async fn attempt_once<H: StageHandler>(
             .transpose()
             .map_err(StageError::permanent)?,
         events: serde_json::to_value(&events).map_err(StageError::permanent)?,
-        recorded_effects: (mode == EffectMode::RecordOnly).then(|| Value::Array(recorded)),
+        recorded_effects: (mode == EffectMode::RecordOnly).then_some(Value::Array(recorded)),
     };
     stage_runs::complete(&mut tx, marker_id, &completion).await?;
     let marker = stage_runs::StageRun {
@@ -348,7 +372,9 @@ async fn attempt_once<H: StageHandler>(
         events: completion.events,
         recorded_effects: completion.recorded_effects,
     };
-    tx.commit().await.map_err(switchyard_store::StoreError::from)?;
+    tx.commit()
+        .await
+        .map_err(switchyard_store::StoreError::from)?;
     Ok(Done::Fresh { marker })
 }
 
@@ -369,7 +395,8 @@ async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), Stag
             .publish_json(subject, &env.msg_id(next_stage), &env)
             .await?;
     }
-    let events: Vec<PendingEvent> = serde_json::from_value(marker.events.clone()).unwrap_or_default();
+    let events: Vec<PendingEvent> =
+        serde_json::from_value(marker.events.clone()).unwrap_or_default();
     for ev in events {
         let msg_id = format!("{}:{}:{}", ev.name, marker.stage, key.input_key);
         let body = json!({"event": ev.name, "ticketId": marker.ticket_id, "data": ev.data});
@@ -434,7 +461,13 @@ async fn dead_letter(
                 stage: Some(stage.to_owned()),
                 at: Some(Utc::now()),
             };
-            tickets::add_processing_flag(&mut tx, t, &flag, &format!("service:{stage}@{}", deps.replica)).await?;
+            tickets::add_processing_flag(
+                &mut tx,
+                t,
+                &flag,
+                &format!("service:{stage}@{}", deps.replica),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok::<i64, switchyard_store::StoreError>(id)
@@ -451,7 +484,9 @@ async fn dead_letter(
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "cannot store the dead letter; leaving the message for redelivery");
-            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(30)))).await;
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
+                .await;
             return;
         }
     };
@@ -466,7 +501,11 @@ async fn dead_letter(
     });
     if let Err(e) = deps
         .bus
-        .publish_json(&format!("dlq.{stage}"), &format!("dlq:{stage}:{sequence}"), &copy)
+        .publish_json(
+            &format!("dlq.{stage}"),
+            &format!("dlq:{stage}:{sequence}"),
+            &copy,
+        )
         .await
     {
         // Postgres holds it; the stream copy is for subscribers only.

@@ -67,7 +67,8 @@ pub struct DeadLetter {
     pub replayed_by: Option<String>,
 }
 
-const COLUMNS: &str = "id, stage, subject, msg_id, payload, error, deliveries, ticket_id, created_at,
+const COLUMNS: &str =
+    "id, stage, subject, msg_id, payload, error, deliveries, ticket_id, created_at,
     replay_count, replayed_at, replayed_by";
 
 /// A page of dead letters, newest first; `open_only` hides replayed ones.
@@ -79,11 +80,12 @@ pub async fn list(
     offset: i64,
 ) -> Result<(Vec<DeadLetter>, i64)> {
     let filter = "($1::text IS NULL OR stage = $1) AND (NOT $2 OR replayed_at IS NULL)";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM dead_letters WHERE {filter}"))
-        .bind(stage)
-        .bind(open_only)
-        .fetch_one(&mut *conn)
-        .await?;
+    let total: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM dead_letters WHERE {filter}"))
+            .bind(stage)
+            .bind(open_only)
+            .fetch_one(&mut *conn)
+            .await?;
     let rows = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM dead_letters WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
     ))
@@ -97,11 +99,13 @@ pub async fn list(
 }
 
 pub async fn get_for_update(conn: &mut PgConnection, id: i64) -> Result<DeadLetter> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = $1 FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM dead_letters WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("dead letter {id}")))
 }
 
 pub async fn mark_replayed(conn: &mut PgConnection, id: i64, by: &str) -> Result<()> {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use tokio::sync::RwLock;
 
-use crate::{audit, Result, StoreError, Store};
+use crate::{audit, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,10 +191,11 @@ pub async fn list(conn: &mut PgConnection, show_secrets: bool) -> Result<Vec<Set
 /// Validates and stores a setting, recording who changed it. Returns the previous value.
 pub async fn set(conn: &mut PgConnection, name: &str, value: &Value, actor: &str) -> Result<Value> {
     let def = validate(name, value)?;
-    let old: Option<Value> = sqlx::query_scalar("SELECT value FROM settings WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let old: Option<Value> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
     sqlx::query(
         "INSERT INTO settings (name, value, modified_by, modified_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, modified_by = EXCLUDED.modified_by,
@@ -206,8 +207,20 @@ pub async fn set(conn: &mut PgConnection, name: &str, value: &Value, actor: &str
     .execute(&mut *conn)
     .await?;
     // Secrets never reach the audit log in clear.
-    let logged = if def.secret { json!("***") } else { value.clone() };
-    audit::record(conn, actor, "setting", name, "updated", &json!({"value": logged})).await?;
+    let logged = if def.secret {
+        json!("***")
+    } else {
+        value.clone()
+    };
+    audit::record(
+        conn,
+        actor,
+        "setting",
+        name,
+        "updated",
+        &json!({"value": logged}),
+    )
+    .await?;
     Ok(old.unwrap_or_else(def.default))
 }
 
@@ -222,7 +235,9 @@ pub struct SettingsCache {
 
 impl SettingsCache {
     pub fn new(store: Store, max_age: Duration) -> Self {
-        let stale = Instant::now().checked_sub(max_age * 2).unwrap_or_else(Instant::now);
+        let stale = Instant::now()
+            .checked_sub(max_age * 2)
+            .unwrap_or_else(Instant::now);
         SettingsCache {
             store,
             max_age,

@@ -94,7 +94,8 @@ pub struct StageRun {
     pub recorded_effects: Option<Value>,
 }
 
-const COLUMNS: &str = "id, stage, ticket_id, message_id, test_run_key, replica, trace_id, started_at,
+const COLUMNS: &str =
+    "id, stage, ticket_id, message_id, test_run_key, replica, trace_id, started_at,
     finished_at, outcome, next_envelope, events, recorded_effects";
 
 pub async fn find(conn: &mut PgConnection, key: &MarkerKey<'_>) -> Result<Option<StageRun>> {

@@ -123,7 +123,11 @@ pub async fn insert_inbound(
     .fetch_one(&mut *conn)
     .await?;
 
-    let action = if new_ticket { "created" } else { "messageAdded" };
+    let action = if new_ticket {
+        "created"
+    } else {
+        "messageAdded"
+    };
     audit::record(
         conn,
         actor,
@@ -233,10 +237,11 @@ pub async fn apply_patch(
 /// The ticket's status, locking its row for the rest of the transaction: stages and executions on
 /// one ticket run one after the other.
 pub async fn lock_status(conn: &mut PgConnection, ticket_id: i64) -> Result<TicketStatus> {
-    let s: Option<String> = sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1 FOR UPDATE")
-        .bind(ticket_id)
-        .fetch_optional(conn)
-        .await?;
+    let s: Option<String> =
+        sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1 FOR UPDATE")
+            .bind(ticket_id)
+            .fetch_optional(conn)
+            .await?;
     let s = s.ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
     TicketStatus::parse(&s).ok_or_else(|| StoreError::invalid("status", s))
 }
@@ -375,15 +380,17 @@ pub async fn load(conn: &mut PgConnection, ticket_id: i64) -> Result<Option<Tick
     .fetch_all(&mut *conn)
     .await?;
     let customer: Option<Value> = match r.customer_id {
-        Some(cid) => sqlx::query_scalar(
-            "SELECT jsonb_build_object('id', id, 'email', email, 'firstname', firstname,
+        Some(cid) => {
+            sqlx::query_scalar(
+                "SELECT jsonb_build_object('id', id, 'email', email, 'firstname', firstname,
                     'lastname', lastname, 'company', company, 'business', business,
                     'address', address, 'phone', phone) || data
                FROM customers WHERE id = $1",
-        )
-        .bind(cid)
-        .fetch_optional(&mut *conn)
-        .await?,
+            )
+            .bind(cid)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
         None => None,
     };
     Ok(Some(Ticket {
@@ -473,16 +480,21 @@ pub async fn created_at(conn: &mut PgConnection, ticket_id: i64) -> Result<DateT
 
 /// Intents of a ticket that are ready to run.
 pub async fn ready_intent_count(conn: &mut PgConnection, ticket_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM intents WHERE ticket_id = $1 AND status = 'ready'",
+    Ok(
+        sqlx::query_scalar(
+            "SELECT count(*) FROM intents WHERE ticket_id = $1 AND status = 'ready'",
+        )
+        .bind(ticket_id)
+        .fetch_one(conn)
+        .await?,
     )
-    .bind(ticket_id)
-    .fetch_one(conn)
-    .await?)
 }
 
 /// The ticket's processing flags; `None` if there is no such ticket.
-pub async fn processing_flags(conn: &mut PgConnection, ticket_id: i64) -> Result<Option<Vec<ProcessingFlag>>> {
+pub async fn processing_flags(
+    conn: &mut PgConnection,
+    ticket_id: i64,
+) -> Result<Option<Vec<ProcessingFlag>>> {
     let v: Option<Value> = sqlx::query_scalar("SELECT processing_flags FROM tickets WHERE id = $1")
         .bind(ticket_id)
         .fetch_optional(conn)

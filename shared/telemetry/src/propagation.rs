@@ -30,7 +30,9 @@ impl Extractor for Getter<'_> {
 /// Writes the current span's context (`traceparent`, `tracestate`) through `set`.
 pub fn inject_context(mut set: impl FnMut(&str, String)) {
     let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut Setter(&mut set)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut Setter(&mut set))
+    });
 }
 
 /// Makes `span` a child of the context carried in `headers` (key, value pairs), if any.
