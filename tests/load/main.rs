@@ -18,6 +18,7 @@ use clap::Parser;
 use futures::stream::{self, FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use reqwest::header::AUTHORIZATION;
+use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -27,6 +28,19 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 const STAGES: [&str; 4] = ["ingest", "ai", "router", "autoexecute"];
 /// How long an unfinished ticket waits before its activity is fetched again.
 const REPOLL: Duration = Duration::from_millis(200);
+/// Subject and body templates, alternating German and English; `{i}` and `{kwh}` are filled in.
+const MAILS: [(&str, &str); 2] = [
+    (
+        "Zählerstand {i}",
+        "<p>Guten Tag,</p><p>mein Zählerstand ist {kwh} kWh. Zählernummer 1ESY{i}.</p>\
+         <p>Viele Grüße</p>",
+    ),
+    (
+        "Meter reading {i}",
+        "<p>Hello,</p><p>my meter reading is {kwh} kWh, meter number 1ESY{i}.</p>\
+         <p>Kind regards</p>",
+    ),
+];
 
 #[derive(Parser)]
 #[command(about = "Send tickets through a running Switchyard and measure them")]
@@ -71,10 +85,10 @@ struct Tracked {
     sent_us: i64,
 }
 
-/// One finished ticket: when each stage finished (unix µs) and how long it worked (µs).
+/// One finished ticket: the send time, then when each stage finished (unix µs); and how long
+/// each stage worked inside its transaction (µs).
 struct Sample {
-    sent_us: i64,
-    finished_us: [i64; 4],
+    at_us: [i64; 5],
     work_us: [u64; 4],
 }
 
@@ -101,18 +115,30 @@ struct StageRun {
 struct Report {
     tickets: u64,
     concurrency: u16,
+    posts: PostStats,
+    polls: PollStats,
+    send_secs: f64,
+    completed: u64,
+    end_to_end_secs: f64,
+    latency_ms: Vec<Percentiles>,
+    work_ms: Vec<Percentiles>,
+}
+
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PostStats {
     created: u64,
     accepted_only: u64,
     errors: u64,
     first_error: Option<String>,
-    send_secs: f64,
-    completed: u64,
+}
+
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PollStats {
     incomplete: Vec<i64>,
-    poll_errors: u64,
-    first_poll_error: Option<String>,
-    end_to_end_secs: f64,
-    latency_ms: Vec<Percentiles>,
-    work_ms: Vec<Percentiles>,
+    errors: u64,
+    first_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -138,68 +164,53 @@ async fn main() -> Result<ExitCode> {
         .build()
         .context("building the HTTP client")?;
     let base = args.api.trim_end_matches('/').to_owned();
-    let api = Api {
-        http,
-        base,
-        auth: format!("Bearer {}", token.trim()),
-    };
+    let auth = format!("Bearer {}", token.trim());
+    let api = Api { http, base, auth };
 
-    let mut report = Report {
-        tickets: args.tickets,
-        concurrency: args.concurrency,
-        ..Default::default()
-    };
+    let mut report = Report::default();
+    (report.tickets, report.concurrency) = (args.tickets, args.concurrency);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout_secs);
     let (tx, rx) = mpsc::unbounded_channel();
     let sending = async {
         // Cancelled at the deadline; what was counted so far stays in the report.
-        let _ = timeout_at(deadline, send_all(&api, &args, tx, &mut report)).await;
+        let _ = timeout_at(deadline, send_all(&api, &args, tx, &mut report.posts)).await;
         started.elapsed()
     };
-    let polling = poll_all(&api, rx, args.poll_concurrency.into(), deadline);
-    let (send_elapsed, (samples, incomplete, poll_errors, first_poll_error)) =
-        tokio::join!(sending, polling);
+    let in_flight = args.poll_concurrency.into();
+    let polling = poll_all(&api, rx, in_flight, deadline, &mut report.polls);
+    let (send_elapsed, samples) = tokio::join!(sending, polling);
     report.send_secs = send_elapsed.as_secs_f64();
-    (
-        report.incomplete,
-        report.poll_errors,
-        report.first_poll_error,
-    ) = (incomplete, poll_errors, first_poll_error);
     summarize(&mut report, &samples)?;
 
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).context("serializing the report")?
-        );
+        let json = serde_json::to_string(&report).context("serializing the report")?;
+        println!("{json}");
     } else {
         print_table(&report);
     }
-    let sent = report.created + report.accepted_only;
-    let failed = report.errors > 0 || sent < report.tickets || !report.incomplete.is_empty();
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    let posts = &report.posts;
+    let failed = posts.errors > 0
+        || posts.created + posts.accepted_only < report.tickets
+        || !report.polls.incomplete.is_empty();
+    Ok(ExitCode::from(u8::from(failed)))
 }
 
 /// POSTs every ticket with `--concurrency` in flight and hands the stored ones to the poller.
-async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, r: &mut Report) {
+async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, s: &mut PostStats) {
     let mut posts = stream::iter(0..args.tickets)
         .map(|i| post_ticket(api, i))
         .buffer_unordered(args.concurrency.into());
     while let Some(result) = posts.next().await {
         match result {
             Ok(Some(ticket)) => {
-                r.created += 1;
+                s.created += 1;
                 let _ = tx.send(ticket); // fails only once the poller gave up at the deadline
             }
-            Ok(None) => r.accepted_only += 1,
+            Ok(None) => s.accepted_only += 1,
             Err(e) => {
-                r.errors += 1;
-                r.first_error.get_or_insert(format!("{e:#}"));
+                s.errors += 1;
+                s.first_error.get_or_insert(format!("{e:#}"));
             }
         }
     }
@@ -207,73 +218,69 @@ async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, r:
 
 /// `Some` for a stored ticket (200), `None` when accepted but not confirmed in time (202).
 async fn post_ticket(api: &Api, i: u64) -> Result<Option<Tracked>> {
-    let url = format!("{}/api/mind/ticket", api.base);
-    let request = api
-        .http
-        .post(&url)
-        .header(AUTHORIZATION, &api.auth)
-        .json(&ticket_body(i));
-    let sent_us = unix_micros_now();
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("reading POST {url}"))?;
-    match status.as_u16() {
-        200 => {
-            let created: Created =
-                serde_json::from_str(&text).with_context(|| format!("parsing {text}"))?;
-            Ok(Some(Tracked {
-                id: created.id,
-                sent_us,
-            }))
-        }
-        202 => Ok(None),
-        _ => bail!("POST {url} returned {status}: {text}"),
+    let request = api.http.post(format!("{}/api/mind/ticket", api.base));
+    let (sent_us, status, body) = call(api, request.json(&ticket_body(i))).await?;
+    if status == StatusCode::ACCEPTED {
+        return Ok(None);
     }
+    let created: Created = serde_json::from_str(&body).context("parsing the ticket")?;
+    let id = created.id;
+    Ok(Some(Tracked { id, sent_us }))
 }
 
-/// A plausible customer mail, alternating German and English.
+/// Sends `request` with the token: when it was sent (unix µs), the status (200 or 202), the body.
+async fn call(api: &Api, request: RequestBuilder) -> Result<(i64, StatusCode, String)> {
+    let request = request.header(AUTHORIZATION, &api.auth).build()?;
+    let what = format!("{} {}", request.method(), request.url());
+    let sent_us = unix_micros_now();
+    let response = api.http.execute(request).await.context(what.clone())?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("reading {what}"))?;
+    if !matches!(status, StatusCode::OK | StatusCode::ACCEPTED) {
+        bail!("{what} returned {status}: {body}");
+    }
+    Ok((sent_us, status, body))
+}
+
+/// A plausible customer mail.
 fn ticket_body(i: u64) -> Value {
     let kwh = 1_000 + (i * 7_919) % 89_000;
-    let (subject, body) = if i % 2 == 0 {
-        (format!("Zählerstand {i}"), format!("<p>Guten Tag,</p><p>mein Zählerstand ist {kwh} kWh. Zählernummer 1ESY{i}.</p><p>Viele Grüße</p>"))
-    } else {
-        (format!("Meter reading {i}"), format!("<p>Hello,</p><p>my meter reading is {kwh} kWh, meter number 1ESY{i}.</p><p>Kind regards</p>"))
+    let (subject, body) = MAILS[i as usize % MAILS.len()];
+    let fill = |t: &str| {
+        t.replace("{i}", &i.to_string())
+            .replace("{kwh}", &kwh.to_string())
     };
     json!({
         "channel": "email",
         "from": format!("kunde{i}@example.org"),
         "fromName": format!("Kunde {i}"),
         "to": ["service@stadtwerke.example"],
-        "subject": subject,
-        "body": body,
+        "subject": fill(subject),
+        "body": fill(body),
     })
 }
 
 /// Polls each ticket's activity as it arrives, `in_flight` requests at most. An unfinished ticket
 /// goes back into a queue ordered by due time, to be asked again after [`REPOLL`]. Ends when the
-/// sender is done and every ticket finished, or at the deadline. Returns the finished tickets,
-/// the ids of the unfinished ones, and the failed requests.
+/// sender is done and every ticket finished, or at the deadline.
 async fn poll_all(
     api: &Api,
     mut rx: mpsc::UnboundedReceiver<Tracked>,
     in_flight: usize,
     deadline: Instant,
-) -> (Vec<Sample>, Vec<i64>, u64, Option<String>) {
-    let (mut samples, mut errors, mut first_error) = (Vec::new(), 0, None);
+    stats: &mut PollStats,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
     let mut queue: BinaryHeap<Reverse<(Instant, i64, i64)>> = BinaryHeap::new();
     let mut outstanding = HashSet::new();
     let mut polls = FuturesUnordered::new();
     let mut receiving = true;
     loop {
         let now = Instant::now();
-        while polls.len() < in_flight && queue.peek().is_some_and(|Reverse((due, ..))| *due <= now)
-        {
+        while polls.len() < in_flight && queue.peek().is_some_and(|Reverse(e)| e.0 <= now) {
             if let Some(Reverse((_, id, sent_us))) = queue.pop() {
                 let ticket = Tracked { id, sent_us };
                 polls.push(async move { (ticket, poll_ticket(api, ticket).await) });
@@ -282,13 +289,11 @@ async fn poll_all(
         if !receiving && queue.is_empty() && polls.is_empty() {
             break;
         }
-        let next_due = queue
-            .peek()
-            .filter(|_| polls.len() < in_flight)
-            .map(|Reverse((due, ..))| *due);
+        let next_due = queue.peek().map(|Reverse(e)| e.0);
+        let can_start = polls.len() < in_flight;
         tokio::select! {
             _ = sleep_until(deadline) => break,
-            _ = sleep_until(next_due.unwrap_or(deadline)), if next_due.is_some() => {}
+            _ = sleep_until(next_due.unwrap_or(deadline)), if can_start && next_due.is_some() => {}
             received = rx.recv(), if receiving => match received {
                 Some(t) => {
                     outstanding.insert(t.id);
@@ -303,8 +308,8 @@ async fn poll_all(
                 }
                 Ok(None) => queue.push(Reverse((Instant::now() + REPOLL, t.id, t.sent_us))),
                 Err(e) => {
-                    errors += 1;
-                    first_error.get_or_insert(format!("{e:#}"));
+                    stats.errors += 1;
+                    stats.first_error.get_or_insert(format!("{e:#}"));
                     queue.push(Reverse((Instant::now() + REPOLL, t.id, t.sent_us)));
                 }
             },
@@ -313,50 +318,34 @@ async fn poll_all(
     while let Ok(t) = rx.try_recv() {
         outstanding.insert(t.id);
     }
-    let mut incomplete: Vec<i64> = outstanding.into_iter().collect();
-    incomplete.sort_unstable();
-    (samples, incomplete, errors, first_error)
+    stats.incomplete = outstanding.into_iter().collect();
+    stats.incomplete.sort_unstable();
+    samples
 }
 
 /// `Some` once the ticket's activity shows `autoexecute`.
 async fn poll_ticket(api: &Api, ticket: Tracked) -> Result<Option<Sample>> {
     let url = format!("{}/api/mind/ticket/{}/activity", api.base, ticket.id);
-    let request = api.http.get(&url).header(AUTHORIZATION, &api.auth);
-    let response = request.send().await.with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .with_context(|| format!("reading GET {url}"))?;
-    if !status.is_success() {
-        bail!("GET {url} returned {status}: {text}");
-    }
+    let (_, _, body) = call(api, api.http.get(&url)).await?;
     let activity: Activity =
-        serde_json::from_str(&text).with_context(|| format!("parsing {url}"))?;
-    sample_from(ticket.sent_us, &activity.activity).with_context(|| format!("ticket {}", ticket.id))
+        serde_json::from_str(&body).with_context(|| format!("parsing {url}"))?;
+    let sample = sample_from(ticket.sent_us, &activity.activity);
+    sample.with_context(|| format!("ticket {}", ticket.id))
 }
 
 fn sample_from(sent_us: i64, runs: &[StageRun]) -> Result<Option<Sample>> {
     if !runs.iter().any(|r| r.stage == "autoexecute") {
         return Ok(None);
     }
-    let mut sample = Sample {
-        sent_us,
-        finished_us: [0; 4],
-        work_us: [0; 4],
-    };
+    let (mut at_us, mut work_us) = ([sent_us; 5], [0; 4]);
     for (k, stage) in STAGES.iter().enumerate() {
         let run = runs.iter().find(|r| r.stage == *stage);
         let run = run.with_context(|| format!("autoexecute ran but {stage} did not"))?;
-        sample.finished_us[k] = parse_utc_micros(&run.finished_at).with_context(|| {
-            format!(
-                "{stage}.finishedAt {:?} is not RFC 3339 UTC",
-                run.finished_at
-            )
-        })?;
-        sample.work_us[k] = (run.duration_ms * 1000.0).round().max(0.0) as u64;
+        let at = parse_utc_micros(&run.finished_at);
+        at_us[k + 1] = at.with_context(|| format!("{stage}: bad {:?}", run.finished_at))?;
+        work_us[k] = (run.duration_ms * 1000.0).round().max(0.0) as u64;
     }
-    Ok(Some(sample))
+    Ok(Some(Sample { at_us, work_us }))
 }
 
 /// Fills in completion, throughput and the percentiles.
@@ -364,24 +353,16 @@ fn summarize(r: &mut Report, samples: &[Sample]) -> Result<()> {
     let histogram = |_| Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram");
     let mut latency = (0..5).map(histogram).collect::<Result<Vec<_>>>()?;
     let mut work = (0..4).map(histogram).collect::<Result<Vec<_>>>()?;
+    let micros = |span: i64| span.max(0) as u64; // negative only with skewed clocks
     let (mut first_sent, mut last_finished) = (i64::MAX, i64::MIN);
     for s in samples {
-        let f = s.finished_us;
-        let spans = [
-            f[0] - s.sent_us,
-            f[1] - f[0],
-            f[2] - f[1],
-            f[3] - f[2],
-            f[3] - s.sent_us,
-        ];
-        for (h, us) in latency.iter_mut().zip(spans) {
-            h.saturating_record(us.max(0) as u64); // negative only with skewed clocks
+        for k in 0..4 {
+            latency[k].saturating_record(micros(s.at_us[k + 1] - s.at_us[k]));
+            work[k].saturating_record(s.work_us[k]);
         }
-        for (h, us) in work.iter_mut().zip(s.work_us) {
-            h.saturating_record(us);
-        }
-        first_sent = first_sent.min(s.sent_us);
-        last_finished = last_finished.max(f[3]);
+        latency[4].saturating_record(micros(s.at_us[4] - s.at_us[0]));
+        first_sent = first_sent.min(s.at_us[0]);
+        last_finished = last_finished.max(s.at_us[4]);
     }
     r.completed = samples.len() as u64;
     if r.completed > 0 {
@@ -402,74 +383,56 @@ fn summarize(r: &mut Report, samples: &[Sample]) -> Result<()> {
 }
 
 fn print_table(r: &Report) {
+    let (tickets, posts, polls) = (r.tickets, &r.posts, &r.polls);
+    let (send_secs, e2e_secs) = (r.send_secs, r.end_to_end_secs);
     let per_sec = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let sent = r.created + r.accepted_only;
+    let (sent, errors) = (posts.created + posts.accepted_only, posts.errors);
     println!(
-        "switchyard-load: {} tickets, concurrency {}",
-        r.tickets, r.concurrency
+        "switchyard-load: {tickets} tickets, concurrency {}",
+        r.concurrency
     );
+    let post_rate = per_sec(sent, send_secs);
+    print!("sent {sent} in {send_secs:.1} s ({post_rate:.0}/s); ");
     print!(
-        "sent {sent} in {:.1} s ({:.0}/s); ",
-        r.send_secs,
-        per_sec(sent, r.send_secs)
+        "{} accepted-only (202), {errors} errors",
+        posts.accepted_only
     );
-    print!(
-        "{} accepted-only (202), {} errors",
-        r.accepted_only, r.errors
-    );
-    if sent + r.errors < r.tickets {
-        print!(
-            ", {} not sent before the timeout",
-            r.tickets - sent - r.errors
-        );
+    if sent + errors < tickets {
+        print!(", {} not sent before the timeout", tickets - sent - errors);
     }
     println!();
-    if let Some(e) = &r.first_error {
+    if let Some(e) = &posts.first_error {
         println!("first error: {e}");
     }
-    let throughput = per_sec(r.completed, r.end_to_end_secs);
+    let throughput = per_sec(r.completed, e2e_secs);
     print!(
-        "completed {}/{} in {:.1} s: ",
-        r.completed, r.created, r.end_to_end_secs
+        "completed {}/{} in {e2e_secs:.1} s: ",
+        r.completed, posts.created
     );
     println!("{throughput:.0} tickets/s end to end");
-    if !r.incomplete.is_empty() {
-        let ids: Vec<String> = r.incomplete.iter().take(10).map(i64::to_string).collect();
-        let more = if r.incomplete.len() > 10 { ", ..." } else { "" };
-        println!(
-            "incomplete: {} (ids {}{more})",
-            r.incomplete.len(),
-            ids.join(", ")
-        );
+    if let Some(first) = polls.incomplete.first() {
+        let n = polls.incomplete.len();
+        println!("incomplete: {n} (the first is ticket {first})");
     }
-    if let Some(e) = &r.first_poll_error {
-        println!("{} activity requests failed; first: {e}", r.poll_errors);
+    if let Some(e) = &polls.first_error {
+        println!("{} activity requests failed; first: {e}", polls.errors);
     }
-    println!(
-        "latency (ms)      {:>9} {:>9} {:>9} {:>9}",
-        "p50", "p95", "p99", "max"
-    );
+    println!("latency (ms)          p50       p95       p99       max");
     for p in &r.latency_ms {
-        println!(
-            "  {:<15} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            p.stage, p.p50, p.p95, p.p99, p.max
-        );
+        let (stage, p50, p95, p99, max) = (p.stage, p.p50, p.p95, p.p99, p.max);
+        println!("  {stage:<15} {p50:>9.1} {p95:>9.1} {p99:>9.1} {max:>9.1}");
     }
-    let work: Vec<String> = r
+    let work = r
         .work_ms
         .iter()
-        .map(|p| format!("{} {:.1}/{:.1}", p.stage, p.p50, p.p99))
-        .collect();
-    println!(
-        "stage work (ms, inside the transaction) p50/p99: {}",
-        work.join(", ")
-    );
+        .map(|p| format!("{} {:.1}/{:.1}", p.stage, p.p50, p.p99));
+    let work = work.collect::<Vec<_>>().join(", ");
+    println!("stage work (ms, inside the transaction) p50/p99: {work}");
 }
 
 fn unix_micros_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH);
+    since_epoch.map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Parses a UTC RFC 3339 timestamp as the API writes it, `2026-11-23T19:42:34.789835Z` (any
@@ -530,41 +493,29 @@ mod tests {
         for (s, micros) in cases {
             assert_eq!(parse_utc_micros(s), Some(micros), "{s}");
         }
-        for s in [
-            "",
-            "2026-11-23",
-            "2026-11-23 19:42:34Z",
-            "2026-13-01T00:00:00Z",
-            "2026-11-23T19:42:34",
-            "2026-11-23T19:42:34.Z",
-            "2026-11-23T19:42:34+01:00",
-            "2026-1a-23T19:42:34Z",
-            "2026-11-23T19:42:34:00Z",
-        ] {
+        let bad = "|2026-11-23|2026-11-23 19:42:34Z|2026-13-01T00:00:00Z|2026-11-23T19:42:34|\
+                   2026-11-23T19:42:34.Z|2026-11-23T19:42:34+01:00|2026-1a-23T19:42:34Z";
+        for s in bad.split('|') {
             assert_eq!(parse_utc_micros(s), None, "{s}");
         }
     }
 
     #[test]
     fn a_ticket_has_finished_once_autoexecute_ran() {
-        let run = |stage: &str, at: &str| StageRun {
-            stage: stage.into(),
-            finished_at: at.into(),
-            duration_ms: 1.5,
-        };
-        let mut runs = vec![
-            run("ingest", "1970-01-01T00:00:01Z"),
-            run("ai", "1970-01-01T00:00:02Z"),
-        ];
-        assert!(sample_from(0, &runs).expect("parses").is_none());
-        runs.push(run("router", "1970-01-01T00:00:03Z"));
-        runs.push(run("autoexecute", "1970-01-01T00:00:04.25Z"));
-        let sample = sample_from(500_000, &runs)
-            .expect("parses")
-            .expect("finished");
+        let runs: Vec<StageRun> = STAGES
+            .iter()
+            .zip(["01", "02", "03", "04.25"])
+            .map(|(stage, s)| StageRun {
+                stage: stage.to_string(),
+                finished_at: format!("1970-01-01T00:00:{s}Z"),
+                duration_ms: 1.5,
+            })
+            .collect();
+        assert!(sample_from(0, &runs[..3]).expect("parses").is_none());
+        let sample = sample_from(5, &runs).expect("parses").expect("finished");
         assert_eq!(
-            sample.finished_us,
-            [1_000_000, 2_000_000, 3_000_000, 4_250_000]
+            sample.at_us,
+            [5, 1_000_000, 2_000_000, 3_000_000, 4_250_000]
         );
         assert_eq!(sample.work_us, [1_500; 4]);
         assert!(
