@@ -125,7 +125,9 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let health = Health::new();
-    let settings = SettingsCache::new(store.clone(), Duration::from_secs(2));
+    let settings = SettingsCache::start(store.clone(), Duration::from_secs(2))
+        .await
+        .context("loading settings")?;
     let deps = StageDeps {
         bus: bus.clone(),
         store: store.clone(),

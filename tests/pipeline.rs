@@ -590,11 +590,18 @@ async fn a_ticket_posted_while_ingest_is_down_still_appears() {
 async fn a_test_run_records_effects_without_applying_them() {
     let mut stack = Stack::new("testrun").await;
     start_all(&mut stack).await;
-    let ticket: Value = stack.post_ticket(&seed_mail()).await.json().await.expect("ticket");
+    let ticket: Value = stack
+        .post_ticket(&seed_mail())
+        .await
+        .json()
+        .await
+        .expect("ticket");
     let id = ticket["id"].as_i64().expect("id");
     assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
     stack.wait_drained(Duration::from_secs(30)).await;
-    let (_, before) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    let (_, before) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
     let audit_before = stack.count("SELECT count(*) FROM audit_log").await;
     let events = stack
         .bus
@@ -613,23 +620,39 @@ async fn a_test_run_records_effects_without_applying_them() {
     let env = json!({"v": 1, "ticketId": id, "messageId": message_id, "testRunId": run});
     stack
         .bus
-        .publish("pipeline.ingested", &format!("ai:{message_id}:{run}"), Bytes::from(env.to_string()))
+        .publish(
+            "pipeline.ingested",
+            &format!("ai:{message_id}:{run}"),
+            Bytes::from(env.to_string()),
+        )
         .await
         .expect("publish");
 
     let start = Instant::now();
     let sql = format!("SELECT count(*) FROM stage_runs WHERE test_run_key = '{run}'");
     while stack.count(&sql).await < 3 {
-        assert!(start.elapsed() < Duration::from_secs(30), "test run did not reach autoexecute");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "test run did not reach autoexecute"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stack.wait_drained(Duration::from_secs(30)).await;
 
-    let (_, after) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token).await;
+    let (_, after) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
     assert_eq!(before, after, "a test run changed the ticket");
-    assert_eq!(audit_before, stack.count("SELECT count(*) FROM audit_log").await);
+    assert_eq!(
+        audit_before,
+        stack.count("SELECT count(*) FROM audit_log").await
+    );
     let mut events = events;
-    assert_eq!(events_before, events.info().await.expect("info").state.messages, "a test run emitted events");
+    assert_eq!(
+        events_before,
+        events.info().await.expect("info").state.messages,
+        "a test run emitted events"
+    );
     let recorded: Vec<(String, Value)> = sqlx::query_as(
         "SELECT stage, recorded_effects FROM stage_runs WHERE test_run_key = $1 ORDER BY id",
     )
@@ -640,8 +663,14 @@ async fn a_test_run_records_effects_without_applying_them() {
     let stages: Vec<&str> = recorded.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(stages, ["ai", "router", "autoexecute"]);
     let ai = recorded[0].1.to_string();
-    assert!(ai.contains("patchTicket") && ai.contains("\"languageCode\":\"de\""), "{ai}");
-    assert!(ai.contains("TicketCreated"), "the event is recorded, not sent: {ai}");
+    assert!(
+        ai.contains("patchTicket") && ai.contains("\"languageCode\":\"de\""),
+        "{ai}"
+    );
+    assert!(
+        ai.contains("TicketCreated"),
+        "the event is recorded, not sent: {ai}"
+    );
     // The ticket's own timeline does not show test runs.
     assert_eq!(stack.stages_of(id).await, STAGES);
     stack.shutdown().await;

@@ -417,7 +417,10 @@ fn print_table(r: &Report) {
     if let Some(e) = &polls.first_error {
         println!("{} activity requests failed; first: {e}", polls.errors);
     }
-    println!("latency (ms)          p50       p95       p99       max");
+    if r.completed == 0 {
+        return;
+    }
+    println!("latency (ms)            p50       p95       p99       max");
     for p in &r.latency_ms {
         let (stage, p50, p95, p99, max) = (p.stage, p.p50, p.p95, p.p99, p.max);
         println!("  {stage:<15} {p50:>9.1} {p95:>9.1} {p99:>9.1} {max:>9.1}");

@@ -152,7 +152,11 @@ impl Stack {
     }
 
     /// SIGTERM, then the exit status (the process must finish what is in flight and exit).
-    pub async fn terminate(&mut self, service: &str, timeout: Duration) -> std::process::ExitStatus {
+    pub async fn terminate(
+        &mut self,
+        service: &str,
+        timeout: Duration,
+    ) -> std::process::ExitStatus {
         let mut c = self.procs.remove(service).expect("process running");
         let pid = c.id().expect("pid");
         let ok = std::process::Command::new("kill")

@@ -169,9 +169,11 @@ async fn put_setting(
 }
 
 /// Emits `events.SettingChanged` per name (values stay out of the event: they may be secret)
-/// and refreshes this process's cache at once; other processes refresh within seconds.
+/// and refreshes this process's cache at once; other processes reload within two seconds.
 async fn announce<'a>(state: &ApiState, names: impl Iterator<Item = &'a str>, actor: &str) {
-    state.settings.invalidate().await;
+    if let Err(e) = state.settings.refresh().await {
+        tracing::warn!(error = %e, "settings cache not refreshed");
+    }
     for name in names {
         let id = format!("SettingChanged:{name}:{}", uuid::Uuid::now_v7());
         let body = json!({"event": "SettingChanged", "data": {"name": name, "modifiedBy": actor}});

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -224,48 +224,53 @@ pub async fn set(conn: &mut PgConnection, name: &str, value: &Value, actor: &str
     Ok(old.unwrap_or_else(def.default))
 }
 
-/// Settings as the workers read them: from memory, refreshed from Postgres at most every
-/// `max_age`, so a change reaches every replica within that time without a query per message.
+/// Settings as the workers read them: from memory, reloaded from Postgres in the background
+/// every `refresh_every` (and at once by [`SettingsCache::refresh`] after a change), so reading a
+/// setting never needs a database connection, least of all inside a stage's transaction.
 #[derive(Clone)]
 pub struct SettingsCache {
     store: Store,
-    max_age: Duration,
-    inner: Arc<RwLock<(Instant, HashMap<String, Value>)>>,
+    values: Arc<RwLock<HashMap<String, Value>>>,
 }
 
 impl SettingsCache {
-    pub fn new(store: Store, max_age: Duration) -> Self {
-        let stale = Instant::now()
-            .checked_sub(max_age * 2)
-            .unwrap_or_else(Instant::now);
-        SettingsCache {
+    /// Loads the settings once and keeps them fresh until the last clone is dropped.
+    pub async fn start(store: Store, refresh_every: Duration) -> Result<Self> {
+        let cache = SettingsCache {
             store,
-            max_age,
-            inner: Arc::new(RwLock::new((stale, HashMap::new()))),
-        }
+            values: Arc::default(),
+        };
+        cache.refresh().await?;
+        let weak = Arc::downgrade(&cache.values);
+        let store = cache.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(refresh_every).await;
+                let Some(values) = weak.upgrade() else { return };
+                let cache = SettingsCache {
+                    store: store.clone(),
+                    values,
+                };
+                if let Err(e) = cache.refresh().await {
+                    tracing::warn!(error = %e, "settings not refreshed; keeping the last known values");
+                }
+            }
+        });
+        Ok(cache)
     }
 
-    /// Forgets the cached values (on `events.SettingChanged`).
-    pub async fn invalidate(&self) {
-        let mut g = self.inner.write().await;
-        g.0 = Instant::now().checked_sub(self.max_age * 2).unwrap_or(g.0);
+    /// Reloads every stored setting now.
+    pub async fn refresh(&self) -> Result<()> {
+        let rows: Vec<(String, Value)> = sqlx::query_as("SELECT name, value FROM settings")
+            .fetch_all(self.store.pool())
+            .await?;
+        *self.values.write().await = rows.into_iter().collect();
+        Ok(())
     }
 
     /// The current value, or the definition's default.
     pub async fn get(&self, name: &str) -> Result<Value> {
-        {
-            let g = self.inner.read().await;
-            if g.0.elapsed() < self.max_age {
-                return Ok(lookup(&g.1, name));
-            }
-        }
-        let rows: Vec<(String, Value)> = sqlx::query_as("SELECT name, value FROM settings")
-            .fetch_all(self.store.pool())
-            .await?;
-        let map: HashMap<String, Value> = rows.into_iter().collect();
-        let v = lookup(&map, name);
-        *self.inner.write().await = (Instant::now(), map);
-        Ok(v)
+        Ok(lookup(&*self.values.read().await, name))
     }
 
     pub async fn get_f64(&self, name: &str) -> Result<f64> {
