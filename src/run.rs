@@ -195,6 +195,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             bus: bus.clone(),
             settings: settings.clone(),
             waiters: switchyard_api::Waiters::start(bus.client()).await?,
+            auth_cache: switchyard_api::AuthCache::new(Duration::from_secs(5)),
             reply_timeout: cfg.api_reply_timeout,
         };
         let api_health = if workers.is_empty() {

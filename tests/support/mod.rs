@@ -56,7 +56,7 @@ impl Stack {
         let short = &id[..10];
         let db_url = format!("{}/switchyard_test_{name}_{short}", server_url());
         let prefix = format!("t{short}");
-        let store = Store::connect(&db_url, 8).await.expect("test database");
+        let store = Store::connect(&db_url, 4).await.expect("test database");
         store.migrate().await.expect("migrations");
         let bus = Bus::connect(&BusConfig {
             url: nats_url(),
@@ -129,7 +129,7 @@ impl Stack {
                 "RUST_LOG",
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .env("DB_MAX_CONNECTIONS", "8")
+            .env("DB_MAX_CONNECTIONS", "4")
             .envs(&self.extra_env)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

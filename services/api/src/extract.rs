@@ -43,10 +43,17 @@ where
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let mut conn = state.store.pool().acquire().await?;
-        let user = auth::authenticate(&mut conn, token)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let user = match state.auth_cache.get(token) {
+            Some(user) => user,
+            None => {
+                let mut conn = state.store.pool().acquire().await?;
+                let user = auth::authenticate(&mut conn, token)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                state.auth_cache.put(token, user.clone());
+                user
+            }
+        };
         tracing::Span::current().record("user_id", user.id);
         Ok(Auth(user))
     }
@@ -89,6 +96,46 @@ where
                     vec![FieldError { field, message }],
                 ))
             }
+        }
+    }
+}
+
+/// Recently verified tokens, keyed by their hash, so that a busy client does not cost a database
+/// query per request. A revoked token stops working within `ttl`.
+#[derive(Clone)]
+pub struct AuthCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<Vec<u8>, (AuthUser, std::time::Instant)>>,
+    >,
+}
+
+impl AuthCache {
+    /// Entries beyond this are dropped wholesale (a flood of distinct tokens cannot grow memory).
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn new(ttl: std::time::Duration) -> Self {
+        AuthCache {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<AuthUser> {
+        let key = auth::hash_token(token);
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(u, _)| u.clone())
+    }
+
+    fn put(&self, token: &str, user: AuthUser) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(auth::hash_token(token), (user, std::time::Instant::now()));
         }
     }
 }

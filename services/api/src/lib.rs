@@ -11,6 +11,7 @@ mod tickets;
 mod waiters;
 
 pub use error::{ApiError, Problem};
+pub use extract::AuthCache;
 pub use waiters::Waiters;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub struct ApiState {
     pub bus: Bus,
     pub settings: SettingsCache,
     pub waiters: Waiters,
+    pub auth_cache: AuthCache,
     /// How long `POST /ticket` waits for ingest before answering 202.
     pub reply_timeout: Duration,
 }

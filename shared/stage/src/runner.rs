@@ -9,8 +9,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use switchyard_bus::{AckKind, Bus, ConsumerSettings, Message, StreamKind};
-use switchyard_domain::{Envelope, ProcessingFlag};
-use switchyard_store::{dead_letters, stage_runs, tickets, Store};
+use switchyard_domain::{Envelope, ProcessingFlag, Stage, TicketStatus};
+use switchyard_store::{dead_letters, stage_runs, tickets, Store, StoreError};
 use switchyard_telemetry::Health;
 use tokio::sync::watch;
 use tracing::{field, Instrument};
@@ -174,12 +174,20 @@ async fn report_lag(
     }
 }
 
+/// What a marker records for handing on.
+struct Recorded {
+    stage: Stage,
+    ticket_id: Option<i64>,
+    next_envelope: Option<Value>,
+    events: Value,
+}
+
 /// The outcome of one attempt at a message.
 enum Done {
     /// This delivery did the work.
-    Fresh { marker: stage_runs::StageRun },
+    Fresh(Recorded),
     /// An earlier delivery did it; hand on what it recorded.
-    Already { marker: stage_runs::StageRun },
+    Already(Recorded),
 }
 
 async fn handle_message<H: StageHandler>(
@@ -272,7 +280,8 @@ async fn handle_message<H: StageHandler>(
     .await
 }
 
-/// One transaction: claim the marker, do the work, record the completion, commit.
+/// One transaction: check the marker (under the ticket's row lock), do the work, write the marker
+/// with the results, commit.
 async fn attempt_once<H: StageHandler>(
     handler: &H,
     deps: &StageDeps,
@@ -280,44 +289,31 @@ async fn attempt_once<H: StageHandler>(
     input: &H::Input,
 ) -> Result<Done, StageError> {
     let stage = H::STAGE.as_str();
+    let started_at = Utc::now();
     let marker_key = stage_runs::MarkerKey {
         stage,
         input_key: &key.input_key,
         test_run_key: &key.test_run_key,
     };
     let mut tx = deps.store.begin().await?;
-    let trace_id = switchyard_telemetry::current_trace_id();
-    let Some(marker_id) = stage_runs::claim(
-        &mut tx,
-        &marker_key,
-        &deps.replica,
-        trace_id.as_deref(),
-        Utc::now(),
-    )
-    .await?
-    else {
-        tx.rollback()
-            .await
-            .map_err(switchyard_store::StoreError::from)?;
-        let mut conn = deps
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(switchyard_store::StoreError::from)?;
-        let marker = stage_runs::find(&mut conn, &marker_key)
-            .await?
-            .ok_or_else(|| StageError::Transient("marker vanished".into()))?;
-        tracing::info!("already processed; handing on the recorded result");
-        return Ok(Done::Already { marker });
+    // Lock the ticket: stages and executions on one ticket run one after the other, every stage
+    // sees the current status, and a duplicate delivery waits here and then sees the marker.
+    let (status, done) = match key.ticket_id {
+        Some(t) => {
+            let (status, done) = stage_runs::lock_ticket_and_check(&mut tx, t, &marker_key)
+                .await?
+                .ok_or_else(|| StageError::Permanent(format!("ticket {t} does not exist")))?;
+            let status = TicketStatus::parse(&status)
+                .ok_or_else(|| StageError::Permanent(format!("ticket {t} has status {status}")))?;
+            (Some(status), done)
+        }
+        None => (None, stage_runs::exists(&mut tx, &marker_key).await?),
     };
+    if done {
+        tx.rollback().await.map_err(StoreError::from)?;
+        return already_done(deps, &marker_key).await;
+    }
 
-    // Lock the ticket: stages and executions on one ticket run one after the other, and every
-    // stage sees the current status.
-    let status = match key.ticket_id {
-        Some(t) => Some(tickets::lock_status(&mut tx, t).await?),
-        None => None,
-    };
     let mode = if key.test_run_key.is_empty() {
         EffectMode::Apply
     } else {
@@ -346,6 +342,9 @@ async fn attempt_once<H: StageHandler>(
     let completion = stage_runs::Completion {
         ticket_id: Some(out.ticket_id),
         message_id: Some(out.message_id),
+        replica: deps.replica.clone(),
+        trace_id: switchyard_telemetry::current_trace_id(),
+        started_at: Some(started_at),
         outcome: out.outcome,
         next_envelope: out
             .next
@@ -356,38 +355,54 @@ async fn attempt_once<H: StageHandler>(
         events: serde_json::to_value(&events).map_err(StageError::permanent)?,
         recorded_effects: (mode == EffectMode::RecordOnly).then_some(Value::Array(recorded)),
     };
-    stage_runs::complete(&mut tx, marker_id, &completion).await?;
-    let marker = stage_runs::StageRun {
-        id: marker_id,
-        stage: stage.to_owned(),
+    let Some(_) = stage_runs::insert_completed(&mut tx, &marker_key, &completion).await? else {
+        // A concurrent delivery of the same input committed first (only possible before a
+        // ticket exists, i.e. in ingest): ours is discarded, theirs handed on.
+        tx.rollback().await.map_err(StoreError::from)?;
+        return already_done(deps, &marker_key).await;
+    };
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Done::Fresh(Recorded {
+        stage: H::STAGE,
         ticket_id: completion.ticket_id,
-        message_id: completion.message_id,
-        test_run_key: key.test_run_key.clone(),
-        replica: deps.replica.clone(),
-        trace_id,
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-        outcome: completion.outcome,
         next_envelope: completion.next_envelope,
         events: completion.events,
-        recorded_effects: completion.recorded_effects,
-    };
-    tx.commit()
+    }))
+}
+
+async fn already_done(
+    deps: &StageDeps,
+    key: &stage_runs::MarkerKey<'_>,
+) -> Result<Done, StageError> {
+    let mut conn = deps
+        .store
+        .pool()
+        .acquire()
         .await
-        .map_err(switchyard_store::StoreError::from)?;
-    Ok(Done::Fresh { marker })
+        .map_err(StoreError::from)?;
+    let run = stage_runs::find(&mut conn, key)
+        .await?
+        .ok_or_else(|| StageError::Transient("marker not visible yet".into()))?;
+    tracing::info!("already processed; handing on the recorded result");
+    let stage = Stage::parse(&run.stage)
+        .ok_or_else(|| StageError::Permanent(format!("unknown stage {}", run.stage)))?;
+    Ok(Done::Already(Recorded {
+        stage,
+        ticket_id: run.ticket_id,
+        next_envelope: run.next_envelope,
+        events: run.events,
+    }))
 }
 
 /// Publishes what the committed work hands on, then answers a waiting API request.
 async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), StageError> {
     let marker = match done {
-        Done::Fresh { marker } | Done::Already { marker } => marker,
+        Done::Fresh(r) | Done::Already(r) => r,
     };
-    let stage = switchyard_domain::Stage::parse(&marker.stage)
-        .ok_or_else(|| StageError::Permanent(format!("unknown stage {}", marker.stage)))?;
+    let stage = marker.stage;
     if let (Some(next), Some(subject)) = (&marker.next_envelope, stage.output_subject()) {
         let env: Envelope = serde_json::from_value(next.clone()).map_err(StageError::permanent)?;
-        let next_stage = switchyard_domain::Stage::ALL
+        let next_stage = Stage::ALL
             .into_iter()
             .find(|s| s.input_subject() == subject)
             .unwrap_or(stage);
@@ -398,7 +413,7 @@ async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), Stag
     let events: Vec<PendingEvent> =
         serde_json::from_value(marker.events.clone()).unwrap_or_default();
     for ev in events {
-        let msg_id = format!("{}:{}:{}", ev.name, marker.stage, key.input_key);
+        let msg_id = format!("{}:{stage}:{}", ev.name, key.input_key);
         let body = json!({"event": ev.name, "ticketId": marker.ticket_id, "data": ev.data});
         deps.bus
             .publish_json(&format!("events.{}", ev.name), &msg_id, &body)
@@ -406,7 +421,7 @@ async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), Stag
     }
     if let Some(reply) = &key.reply {
         if reply.after == stage {
-            let body = json!({"ticketId": marker.ticket_id, "stage": marker.stage});
+            let body = json!({"ticketId": marker.ticket_id, "stage": stage});
             // A lost answer only makes the API answer 202; the ticket is stored either way.
             let _ = deps
                 .bus
@@ -470,7 +485,7 @@ async fn dead_letter(
             .await?;
         }
         tx.commit().await?;
-        Ok::<i64, switchyard_store::StoreError>(id)
+        Ok::<i64, StoreError>(id)
     };
     let policy = ExponentialBackoff {
         max_elapsed_time: Some(Duration::from_secs(20)),

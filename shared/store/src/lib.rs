@@ -44,9 +44,10 @@ impl StoreError {
                 sqlx::Error::Database(db) => {
                     // Class 40 (rollback: serialization, deadlock), 53 (resources), 57 (operator
                     // intervention, e.g. shutdown), 08 (connection), P0 (raised by a trigger or
-                    // function: an operator's guard that may be lifted).
+                    // function: an operator's guard that may be lifted), 23505 (a concurrent
+                    // duplicate won a unique key: the retry finds its result).
                     let code = db.code().unwrap_or_default();
-                    ["40", "53", "57", "08", "P0"]
+                    ["40", "53", "57", "08", "P0", "23505"]
                         .iter()
                         .any(|c| code.starts_with(c))
                 }

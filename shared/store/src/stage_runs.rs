@@ -1,5 +1,6 @@
-//! Stage markers: one row per (stage, input, test run), written in the stage's own transaction so
-//! that a redelivered message finds its work done and has no second effect.
+//! Stage markers: one row per (stage, input, test run), written with the stage's results in the
+//! stage's own transaction, so that a redelivered message finds its work done and has no second
+//! effect.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,28 +18,36 @@ pub struct MarkerKey<'a> {
     pub test_run_key: &'a str,
 }
 
-/// Claims the marker inside the caller's transaction. `None`: another delivery already did (or is
-/// doing) this work; a concurrent duplicate waits here until the first one commits.
-pub async fn claim(
+/// Locks the ticket's row for the rest of the transaction and tells its status and whether this
+/// work is already recorded, in one round trip. Under the row lock a concurrent duplicate of the
+/// same message waits for the first delivery to commit, then sees its marker.
+pub async fn lock_ticket_and_check(
     conn: &mut PgConnection,
+    ticket_id: i64,
     key: &MarkerKey<'_>,
-    replica: &str,
-    trace_id: Option<&str>,
-    started_at: DateTime<Utc>,
-) -> Result<Option<i64>> {
+) -> Result<Option<(String, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT t.status, EXISTS (SELECT 1 FROM stage_runs r
+                                   WHERE r.stage = $2 AND r.input_key = $3 AND r.test_run_key = $4)
+           FROM tickets t WHERE t.id = $1 FOR UPDATE OF t",
+    )
+    .bind(ticket_id)
+    .bind(key.stage)
+    .bind(key.input_key)
+    .bind(key.test_run_key)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether this work is already recorded (for inputs without a ticket yet, i.e. ingest).
+pub async fn exists(conn: &mut PgConnection, key: &MarkerKey<'_>) -> Result<bool> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO stage_runs (stage, input_key, test_run_key, replica, trace_id, started_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (stage, input_key, test_run_key) DO NOTHING
-         RETURNING id",
+        "SELECT EXISTS (SELECT 1 FROM stage_runs WHERE stage = $1 AND input_key = $2 AND test_run_key = $3)",
     )
     .bind(key.stage)
     .bind(key.input_key)
     .bind(key.test_run_key)
-    .bind(replica)
-    .bind(trace_id)
-    .bind(started_at)
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await?)
 }
 
@@ -47,28 +56,43 @@ pub async fn claim(
 pub struct Completion {
     pub ticket_id: Option<i64>,
     pub message_id: Option<i64>,
+    pub replica: String,
+    pub trace_id: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
     pub outcome: Value,
     pub next_envelope: Option<Value>,
     pub events: Value,
     pub recorded_effects: Option<Value>,
 }
 
-pub async fn complete(conn: &mut PgConnection, marker_id: i64, c: &Completion) -> Result<()> {
-    sqlx::query(
-        "UPDATE stage_runs SET ticket_id = $2, message_id = $3, outcome = $4, next_envelope = $5,
-                recorded_effects = $6, events = $7, finished_at = clock_timestamp()
-          WHERE id = $1",
+/// Writes the marker with the stage's results, in the stage's transaction. `None` when another
+/// delivery recorded the same work first (the caller rolls back and hands on that one's result).
+pub async fn insert_completed(
+    conn: &mut PgConnection,
+    key: &MarkerKey<'_>,
+    c: &Completion,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO stage_runs (stage, input_key, test_run_key, ticket_id, message_id, replica, trace_id,
+                started_at, outcome, next_envelope, events, recorded_effects)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, clock_timestamp()), $9, $10, $11, $12)
+         ON CONFLICT (stage, input_key, test_run_key) DO NOTHING
+         RETURNING id",
     )
-    .bind(marker_id)
+    .bind(key.stage)
+    .bind(key.input_key)
+    .bind(key.test_run_key)
     .bind(c.ticket_id)
     .bind(c.message_id)
+    .bind(&c.replica)
+    .bind(&c.trace_id)
+    .bind(c.started_at)
     .bind(&c.outcome)
     .bind(&c.next_envelope)
-    .bind(&c.recorded_effects)
     .bind(&c.events)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(&c.recorded_effects)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A finished stage, as the activity timeline shows it.

@@ -184,7 +184,9 @@ pub async fn apply_patch(
     if patch.is_empty() {
         return Ok(());
     }
-    let mut q = QueryBuilder::new("UPDATE tickets SET modified_at = now()");
+    let changes = serde_json::to_value(patch).unwrap_or(Value::Null);
+    // One statement: the update and its audit entry.
+    let mut q = QueryBuilder::new("WITH u AS (UPDATE tickets SET modified_at = now()");
     if let Some(v) = &patch.language {
         q.push(", language = ").push_bind(v);
     }
@@ -218,20 +220,18 @@ pub async fn apply_patch(
         q.push(", first_response_due_by = ").push_bind(v);
     }
     q.push(" WHERE id = ").push_bind(ticket_id);
+    q.push(
+        " RETURNING id) INSERT INTO audit_log (actor, entity, entity_id, action, changes) SELECT ",
+    )
+    .push_bind(actor)
+    .push(", 'ticket', u.id::text, 'updated', ")
+    .push_bind(&changes)
+    .push(" FROM u");
     let done = q.build().execute(&mut *conn).await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("ticket {ticket_id}")));
     }
-    let changes = serde_json::to_value(patch).unwrap_or(Value::Null);
-    audit::record(
-        conn,
-        actor,
-        "ticket",
-        &ticket_id.to_string(),
-        "updated",
-        &changes,
-    )
-    .await
+    Ok(())
 }
 
 /// The ticket's status, locking its row for the rest of the transaction: stages and executions on

@@ -45,14 +45,22 @@ pub fn init(service_name: &str) -> TelemetryGuard {
     );
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
     let mut export_error = None;
+    let mut exporting = false;
     if endpoint.as_deref().is_some_and(|e| !e.is_empty()) {
         match opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
         {
-            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Ok(exporter) => {
+                builder = builder.with_batch_exporter(exporter);
+                exporting = true;
+            }
             Err(e) => export_error = Some(e.to_string()),
         }
+    }
+    if !exporting {
+        // Nothing to export to: spans still get (and propagate) trace ids, but are not recorded.
+        builder = builder.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff);
     }
     let provider = builder.build();
     let tracer = provider.tracer(service_name.to_owned());
