@@ -17,6 +17,7 @@ pub struct Config {
     pub admin_token_file: String,
     pub replica: String,
     pub concurrency: usize,
+    pub batch_size: usize,
     pub max_deliver: i64,
     pub ack_wait: Duration,
     pub max_ack_pending: i64,
@@ -55,7 +56,7 @@ impl Config {
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/switchyard",
             ),
-            db_max_connections: parsed("DB_MAX_CONNECTIONS", "16")?,
+            db_max_connections: parsed("DB_MAX_CONNECTIONS", "8")?,
             api_addr: parsed("API_ADDR", "127.0.0.1:8080")?,
             health_addr: match std::env::var("HEALTH_ADDR") {
                 Ok(v) if !v.is_empty() => {
@@ -66,6 +67,7 @@ impl Config {
             admin_token_file: var("ADMIN_TOKEN_FILE", ".local/admin-token"),
             replica: var("REPLICA_ID", &format!("{host}-{}", std::process::id())),
             concurrency: parsed("STAGE_CONCURRENCY", "64")?,
+            batch_size: parsed("STAGE_BATCH_SIZE", "16")?,
             max_deliver: parsed("STAGE_MAX_DELIVER", "5")?,
             ack_wait: Duration::from_secs(parsed("STAGE_ACK_WAIT_SECS", "30")?),
             max_ack_pending: parsed("STAGE_MAX_ACK_PENDING", "4096")?,

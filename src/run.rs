@@ -136,6 +136,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
     };
     let stage_config = StageConfig {
         concurrency: cfg.concurrency,
+        batch_size: cfg.batch_size,
         consumer: ConsumerSettings {
             ack_wait: cfg.ack_wait,
             max_deliver: cfg.max_deliver,

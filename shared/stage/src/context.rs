@@ -33,6 +33,33 @@ pub struct StageCx {
 }
 
 impl StageCx {
+    pub(crate) fn new(tx: Transaction<'static, Postgres>, actor: String) -> Self {
+        StageCx {
+            tx,
+            mode: EffectMode::Apply,
+            actor,
+            status: None,
+            recorded: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Prepares for the next message in this transaction.
+    pub(crate) fn begin_work(&mut self, mode: EffectMode, status: Option<TicketStatus>) {
+        self.mode = mode;
+        self.status = status;
+        self.recorded.clear();
+        self.events.clear();
+    }
+
+    /// The effects recorded and the events emitted by the message just processed.
+    pub(crate) fn take_effects(&mut self) -> (Vec<Value>, Vec<PendingEvent>) {
+        (
+            std::mem::take(&mut self.recorded),
+            std::mem::take(&mut self.events),
+        )
+    }
+
     /// For reads. Writes go through the effect methods below.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx

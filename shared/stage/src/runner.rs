@@ -21,8 +21,10 @@ use crate::{StageError, StageHandler, StageOutput, WorkKey};
 /// Tuning of one stage's consumer and retries.
 #[derive(Debug, Clone)]
 pub struct StageConfig {
-    /// Messages processed at once by this replica.
+    /// Messages in flight in this replica.
     pub concurrency: usize,
+    /// Messages that arrived together are done in one transaction, up to this many.
+    pub batch_size: usize,
     pub consumer: ConsumerSettings,
     /// Delay before redelivery after the n-th failed delivery (the last entry repeats).
     pub retry_delays: Vec<Duration>,
@@ -34,6 +36,7 @@ impl Default for StageConfig {
     fn default() -> Self {
         StageConfig {
             concurrency: 64,
+            batch_size: 16,
             consumer: ConsumerSettings {
                 ack_wait: Duration::from_secs(30),
                 max_deliver: 5,
@@ -118,6 +121,7 @@ pub async fn run_stage<H: StageHandler>(
         backoff::backoff::Backoff::reset(&mut retry);
         tracing::info!(stage = %stage, replica = %deps.replica, "consuming");
 
+        let batches_in_flight = (config.concurrency / config.batch_size.max(1)).max(4);
         let mut stop = shutdown.clone();
         let stream_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let failed = stream_failed.clone();
@@ -134,11 +138,12 @@ pub async fn run_stage<H: StageHandler>(
                 futures::future::ready(ok)
             })
             .filter_map(|m| futures::future::ready(m.ok()))
-            .for_each_concurrent(config.concurrency, |msg| {
+            .ready_chunks(config.batch_size.max(1))
+            .for_each_concurrent(batches_in_flight, |msgs| {
                 let handler = handler.clone();
                 let deps = deps.clone();
                 let config = config.clone();
-                async move { handle_message(&*handler, &deps, &config, msg).await }
+                async move { handle_batch(&*handler, &deps, &config, msgs).await }
             })
             .await;
         if stream_failed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -190,14 +195,20 @@ enum Done {
     Already(Recorded),
 }
 
-async fn handle_message<H: StageHandler>(
-    handler: &H,
-    deps: &StageDeps,
-    config: &StageConfig,
+/// A received message, decoded, with the span its work runs in.
+struct Delivery<I> {
     msg: Message,
-) {
+    input: I,
+    key: WorkKey,
+    span: tracing::Span,
+    deliveries: i64,
+    sequence: u64,
+    received: Instant,
+}
+
+/// Decodes a message; an unreadable one is dead-lettered at once.
+async fn decode<H: StageHandler>(deps: &StageDeps, msg: Message) -> Option<Delivery<H::Input>> {
     let stage = H::STAGE.as_str();
-    let started = Instant::now();
     let (deliveries, sequence) = match msg.info() {
         Ok(i) => (i.delivered, i.stream_sequence),
         Err(_) => (1, 0),
@@ -211,54 +222,148 @@ async fn handle_message<H: StageHandler>(
         deliveries,
     );
     switchyard_telemetry::extract_context(&span, &switchyard_bus::header_pairs(&msg));
+    match serde_json::from_slice::<H::Input>(&msg.payload) {
+        Ok(input) => {
+            let key = H::key(&input);
+            if let Some(t) = key.ticket_id {
+                span.record("ticket_id", t);
+            }
+            Some(Delivery {
+                msg,
+                input,
+                key,
+                span,
+                deliveries,
+                sequence,
+                received: Instant::now(),
+            })
+        }
+        Err(e) => {
+            let err = StageError::Permanent(format!("unreadable envelope: {e}"));
+            dead_letter(deps, stage, &msg, None, &err, deliveries, sequence)
+                .instrument(span)
+                .await;
+            None
+        }
+    }
+}
 
-    async {
-        let input: H::Input = match serde_json::from_slice(&msg.payload) {
-            Ok(i) => i,
-            Err(e) => {
-                let err = StageError::Permanent(format!("unreadable envelope: {e}"));
-                dead_letter(deps, stage, &msg, None, &err, deliveries, sequence).await;
+/// Handles the messages that arrived together. Several are done in one transaction (one commit
+/// for all: the database's per-commit cost is what limits throughput); if anything in that
+/// transaction fails, each message is retried in a transaction of its own, so one bad message
+/// never holds up the others.
+async fn handle_batch<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    config: &StageConfig,
+    msgs: Vec<Message>,
+) {
+    let mut items = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        if let Some(d) = decode::<H>(deps, msg).await {
+            items.push(d);
+        }
+    }
+    if items.len() > 1 {
+        // One lock order for every batch: two batches never deadlock on each other's tickets.
+        items.sort_by_key(|d| d.key.ticket_id);
+        match run_batch(handler, deps, &items).await {
+            Ok(dones) => {
+                metrics::histogram!("switchyard_stage_batch_size", "stage" => H::STAGE.as_str())
+                    .record(items.len() as f64);
+                let finishing = items
+                    .into_iter()
+                    .zip(dones)
+                    .map(|(d, done)| finish::<H>(deps, config, d, Ok(done)));
+                futures::future::join_all(finishing).await;
                 return;
             }
-        };
-        let key = H::key(&input);
-        if let Some(t) = key.ticket_id {
-            tracing::Span::current().record("ticket_id", t);
+            Err(e) => {
+                tracing::debug!(error = %e, "batch failed; one transaction per message instead");
+            }
         }
+    }
+    let singles = items
+        .into_iter()
+        .map(|d| handle_single(handler, deps, config, d));
+    futures::future::join_all(singles).await;
+}
 
-        let attempt = || async {
-            attempt_once(handler, deps, &key, &input)
-                .await
-                .map_err(|e| {
-                    if e.is_transient() {
-                        backoff::Error::transient(e)
-                    } else {
-                        backoff::Error::permanent(e)
-                    }
-                })
-        };
-        let policy = ExponentialBackoff {
-            initial_interval: Duration::from_millis(50),
-            max_interval: Duration::from_millis(500),
-            max_elapsed_time: Some(config.in_process_retry),
-            ..Default::default()
-        };
-        let result = match backoff::future::retry(policy, attempt).await {
-            Ok(done) => hand_on(deps, &key, done).await,
+/// All messages of a batch in one transaction.
+async fn run_batch<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    items: &[Delivery<H::Input>],
+) -> Result<Vec<Done>, StageError> {
+    let tx = deps.store.begin().await?;
+    let mut cx = StageCx::new(tx, format!("service:{}@{}", H::STAGE, deps.replica));
+    let mut dones = Vec::with_capacity(items.len());
+    for d in items {
+        let done = work_in(&mut cx, handler, deps, &d.key, &d.input)
+            .instrument(d.span.clone())
+            .await?;
+        dones.push(done);
+    }
+    cx.tx.commit().await.map_err(StoreError::from)?;
+    Ok(dones)
+}
+
+/// One message in its own transaction, retried in process while the failure is transient.
+async fn handle_single<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    config: &StageConfig,
+    d: Delivery<H::Input>,
+) {
+    let attempt = || async {
+        attempt_once(handler, deps, &d.key, &d.input)
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    backoff::Error::transient(e)
+                } else {
+                    backoff::Error::permanent(e)
+                }
+            })
+    };
+    let policy = ExponentialBackoff {
+        initial_interval: Duration::from_millis(50),
+        max_interval: Duration::from_millis(500),
+        max_elapsed_time: Some(config.in_process_retry),
+        ..Default::default()
+    };
+    let result = backoff::future::retry(policy, attempt)
+        .instrument(d.span.clone())
+        .await;
+    finish::<H>(deps, config, d, result).await;
+}
+
+/// Hands on the committed result and acknowledges; on failure, naks with a delay or
+/// dead-letters.
+async fn finish<H: StageHandler>(
+    deps: &StageDeps,
+    config: &StageConfig,
+    d: Delivery<H::Input>,
+    result: Result<Done, StageError>,
+) {
+    let stage = H::STAGE.as_str();
+    let span = d.span.clone();
+    async move {
+        let result = match result {
+            Ok(done) => hand_on(deps, &d.key, done).await,
             Err(e) => Err(e),
         };
-
         match result {
             Ok(()) => {
-                if let Err(e) = msg.ack().await {
+                if let Err(e) = d.msg.ack().await {
                     tracing::warn!(error = %e, "ack failed; the redelivery will find the marker");
                 }
                 metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "ok").increment(1);
                 metrics::histogram!("switchyard_stage_duration_seconds", "stage" => stage)
-                    .record(started.elapsed().as_secs_f64());
+                    .record(d.received.elapsed().as_secs_f64());
             }
-            Err(e) if e.is_transient() && deliveries < config.consumer.max_deliver => {
-                let idx = (deliveries.max(1) - 1) as usize;
+            Err(e) if e.is_transient() && d.deliveries < config.consumer.max_deliver => {
+                let idx = (d.deliveries.max(1) - 1) as usize;
                 let delay = config
                     .retry_delays
                     .get(idx)
@@ -267,12 +372,12 @@ async fn handle_message<H: StageHandler>(
                     .unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, ?delay, "transient failure; will be redelivered");
                 metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "retry").increment(1);
-                if let Err(e) = msg.ack_with(AckKind::Nak(Some(delay))).await {
+                if let Err(e) = d.msg.ack_with(AckKind::Nak(Some(delay))).await {
                     tracing::warn!(error = %e, "nak failed; AckWait will redeliver");
                 }
             }
             Err(e) => {
-                dead_letter(deps, stage, &msg, key.ticket_id, &e, deliveries, sequence).await;
+                dead_letter(deps, stage, &d.msg, d.key.ticket_id, &e, d.deliveries, d.sequence).await;
             }
         }
     }
@@ -280,9 +385,24 @@ async fn handle_message<H: StageHandler>(
     .await
 }
 
-/// One transaction: check the marker (under the ticket's row lock), do the work, write the marker
-/// with the results, commit.
+/// One message in its own transaction.
 async fn attempt_once<H: StageHandler>(
+    handler: &H,
+    deps: &StageDeps,
+    key: &WorkKey,
+    input: &H::Input,
+) -> Result<Done, StageError> {
+    let tx = deps.store.begin().await?;
+    let mut cx = StageCx::new(tx, format!("service:{}@{}", H::STAGE, deps.replica));
+    let done = work_in(&mut cx, handler, deps, key, input).await?;
+    cx.tx.commit().await.map_err(StoreError::from)?;
+    Ok(done)
+}
+
+/// The work of one message inside the caller's transaction: check the marker under the ticket's
+/// row lock, do the stage's work, write the marker with the results.
+async fn work_in<H: StageHandler>(
+    cx: &mut StageCx,
     handler: &H,
     deps: &StageDeps,
     key: &WorkKey,
@@ -295,50 +415,34 @@ async fn attempt_once<H: StageHandler>(
         input_key: &key.input_key,
         test_run_key: &key.test_run_key,
     };
-    let mut tx = deps.store.begin().await?;
     // Lock the ticket: stages and executions on one ticket run one after the other, every stage
     // sees the current status, and a duplicate delivery waits here and then sees the marker.
     let (status, done) = match key.ticket_id {
         Some(t) => {
-            let (status, done) = stage_runs::lock_ticket_and_check(&mut tx, t, &marker_key)
+            let (status, done) = stage_runs::lock_ticket_and_check(cx.conn(), t, &marker_key)
                 .await?
                 .ok_or_else(|| StageError::Permanent(format!("ticket {t} does not exist")))?;
             let status = TicketStatus::parse(&status)
                 .ok_or_else(|| StageError::Permanent(format!("ticket {t} has status {status}")))?;
             (Some(status), done)
         }
-        None => (None, stage_runs::exists(&mut tx, &marker_key).await?),
+        None => (None, stage_runs::exists(cx.conn(), &marker_key).await?),
     };
     if done {
-        tx.rollback().await.map_err(StoreError::from)?;
-        return already_done(deps, &marker_key).await;
+        return already_done(cx, &marker_key).await;
     }
-
     let mode = if key.test_run_key.is_empty() {
         EffectMode::Apply
     } else {
         EffectMode::RecordOnly
     };
-    let mut cx = StageCx {
-        tx,
-        mode,
-        actor: format!("service:{stage}@{}", deps.replica),
-        status,
-        recorded: Vec::new(),
-        events: Vec::new(),
-    };
-    let out: StageOutput = handler.process(&mut cx, input).await?;
+    cx.begin_work(mode, status);
+    let out: StageOutput = handler.process(cx, input).await?;
     let span = tracing::Span::current();
     span.record("ticket_id", out.ticket_id);
     span.record("message_id", out.message_id);
 
-    let StageCx {
-        mut tx,
-        mode,
-        recorded,
-        events,
-        ..
-    } = cx;
+    let (recorded, events) = cx.take_effects();
     let completion = stage_runs::Completion {
         ticket_id: Some(out.ticket_id),
         message_id: Some(out.message_id),
@@ -353,15 +457,18 @@ async fn attempt_once<H: StageHandler>(
             .transpose()
             .map_err(StageError::permanent)?,
         events: serde_json::to_value(&events).map_err(StageError::permanent)?,
-        recorded_effects: (mode == EffectMode::RecordOnly).then_some(Value::Array(recorded)),
+        recorded_effects: (cx.mode == EffectMode::RecordOnly).then_some(Value::Array(recorded)),
     };
-    let Some(_) = stage_runs::insert_completed(&mut tx, &marker_key, &completion).await? else {
+    if stage_runs::insert_completed(cx.conn(), &marker_key, &completion)
+        .await?
+        .is_none()
+    {
         // A concurrent delivery of the same input committed first (only possible before a
-        // ticket exists, i.e. in ingest): ours is discarded, theirs handed on.
-        tx.rollback().await.map_err(StoreError::from)?;
-        return already_done(deps, &marker_key).await;
-    };
-    tx.commit().await.map_err(StoreError::from)?;
+        // ticket exists, i.e. in ingest): this attempt is rolled back, the retry hands theirs on.
+        return Err(StageError::Transient(
+            "a concurrent delivery recorded this input first".into(),
+        ));
+    }
     Ok(Done::Fresh(Recorded {
         stage: H::STAGE,
         ticket_id: completion.ticket_id,
@@ -371,16 +478,10 @@ async fn attempt_once<H: StageHandler>(
 }
 
 async fn already_done(
-    deps: &StageDeps,
+    cx: &mut StageCx,
     key: &stage_runs::MarkerKey<'_>,
 ) -> Result<Done, StageError> {
-    let mut conn = deps
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
-    let run = stage_runs::find(&mut conn, key)
+    let run = stage_runs::find(cx.conn(), key)
         .await?
         .ok_or_else(|| StageError::Transient("marker not visible yet".into()))?;
     tracing::info!("already processed; handing on the recorded result");
