@@ -39,7 +39,7 @@ impl StageHandler for Ingest {
                 input.received_at,
             )
             .await?;
-        tracing::info!(
+        tracing::debug!(
             ticket_id = stored.ticket_id,
             message_id = stored.message_id,
             "stored"
