@@ -23,6 +23,8 @@ pub struct Config {
     pub max_ack_pending: i64,
     pub retry_delays: Vec<Duration>,
     pub api_reply_timeout: Duration,
+    /// How often the router looks for tickets whose due time passed.
+    pub overdue_scan: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -73,6 +75,7 @@ impl Config {
             max_ack_pending: parsed("STAGE_MAX_ACK_PENDING", "4096")?,
             retry_delays,
             api_reply_timeout: Duration::from_millis(parsed("API_REPLY_TIMEOUT_MS", "5000")?),
+            overdue_scan: Duration::from_secs(parsed("OVERDUE_SCAN_SECS", "30")?),
         })
     }
 }

@@ -166,13 +166,20 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 config,
                 stop,
             ),
-            Service::Router => spawn_stage(
-                &mut tasks,
-                switchyard_router::Router::new(settings),
-                deps,
-                config,
-                stop,
-            ),
+            Service::Router => {
+                let tags =
+                    switchyard_router::TagsCache::start(store.clone(), Duration::from_secs(2))
+                        .await
+                        .context("loading tags")?;
+                let (store, bus, every) = (store.clone(), bus.clone(), cfg.overdue_scan);
+                let scanner_stop = stop.clone();
+                tasks.spawn(async move {
+                    switchyard_router::run_overdue_scanner(store, bus, every, scanner_stop).await;
+                    Ok(())
+                });
+                let router = switchyard_router::Router::new(settings, tags);
+                spawn_stage(&mut tasks, router, deps, config, stop)
+            }
             Service::Autoexecute => spawn_stage(
                 &mut tasks,
                 switchyard_autoexecute::Autoexecute::new(settings),

@@ -425,7 +425,7 @@ async fn authentication_roles_and_field_errors() {
     let put = |token: &str, value: Value| {
         http.put(stack.url("/api/mind/settings/defaultSlaHours"))
             .bearer_auth(token.to_owned())
-            .json(&json!({"value": value}))
+            .json(&value)
             .send()
     };
     assert_eq!(
@@ -494,7 +494,7 @@ async fn authentication_roles_and_field_errors() {
     let r = http
         .put(stack.url("/api/mind/settings/defaultSlaHours"))
         .bearer_auth(&stack.admin_token)
-        .json(&json!({"value": "eight"}))
+        .json(&json!("eight"))
         .send()
         .await
         .expect("PUT");

@@ -1,5 +1,9 @@
 //! Request extractors: the authenticated caller, and JSON bodies whose errors name the field.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
@@ -100,21 +104,22 @@ where
     }
 }
 
+/// SHA-256 of a bearer token.
+type TokenHash = Vec<u8>;
+
 /// Recently verified tokens, keyed by their hash, so that a busy client does not cost a database
 /// query per request. A revoked token stops working within `ttl`.
 #[derive(Clone)]
 pub struct AuthCache {
-    ttl: std::time::Duration,
-    entries: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<Vec<u8>, (AuthUser, std::time::Instant)>>,
-    >,
+    ttl: Duration,
+    entries: Arc<Mutex<HashMap<TokenHash, (AuthUser, Instant)>>>,
 }
 
 impl AuthCache {
     /// Entries beyond this are dropped wholesale (a flood of distinct tokens cannot grow memory).
     const MAX_ENTRIES: usize = 10_000;
 
-    pub fn new(ttl: std::time::Duration) -> Self {
+    pub fn new(ttl: Duration) -> Self {
         AuthCache {
             ttl,
             entries: Default::default(),
@@ -135,7 +140,7 @@ impl AuthCache {
             if entries.len() >= Self::MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(auth::hash_token(token), (user, std::time::Instant::now()));
+            entries.insert(auth::hash_token(token), (user, Instant::now()));
         }
     }
 }

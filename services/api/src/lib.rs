@@ -6,6 +6,7 @@
 mod dlq;
 mod error;
 mod extract;
+mod routing;
 mod settings;
 mod tickets;
 mod waiters;
@@ -72,6 +73,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(tickets::routes())
         .merge(settings::routes())
         .merge(dlq::routes())
+        .merge(routing::routes())
         .split_for_parts()
 }
 

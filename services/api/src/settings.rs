@@ -132,19 +132,13 @@ async fn update_settings(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PutSetting {
-    pub value: Value,
-}
-
 /// Update setting
 #[utoipa::path(
     put,
     path = "/api/mind/settings/{name}",
     tag = "settings",
     params(("name" = String, Path, description = "Setting name")),
-    request_body = PutSetting,
+    request_body(content = Object, description = "The new value as raw JSON (a number, string, boolean, list or object), as in the reference product"),
     responses(
         (status = 200, description = "Stored", body = Updated),
         (status = 400, description = "Unknown setting or invalid value", body = crate::Problem),
@@ -155,11 +149,11 @@ async fn put_setting(
     State(state): State<ApiState>,
     auth: Auth,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<PutSetting>,
+    ApiJson(value): ApiJson<Value>,
 ) -> ApiResult<Json<Updated>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
     let mut tx = state.store.begin().await?;
-    settings::set(&mut tx, &name, &body.value, &user.actor()).await?;
+    settings::set(&mut tx, &name, &value, &user.actor()).await?;
     tx.commit().await?;
     announce(&state, std::iter::once(name.as_str()), &user.actor()).await;
     Ok(Json(Updated {

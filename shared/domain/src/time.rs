@@ -26,6 +26,21 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .and_then(|secs| DateTime::from_timestamp(secs, 0))
 }
 
+/// serde adapter for `DateTime<Utc>` in the seed format.
+pub mod ticket_time {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_ticket_time(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let raw = String::deserialize(d)?;
+        parse_time(&raw).ok_or_else(|| serde::de::Error::custom(format!("not a timestamp: {raw}")))
+    }
+}
+
 /// serde adapter for `Option<DateTime<Utc>>` in the seed format.
 pub mod ticket_time_opt {
     use super::*;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use switchyard_domain::{InboundTicket, TicketStatus};
+use switchyard_store::routing;
 use switchyard_store::tickets::{self, Stored, TicketPatch};
 use switchyard_store::{PgConnection, Postgres, Transaction};
 
@@ -91,6 +92,48 @@ impl StageCx {
             EffectMode::RecordOnly => self
                 .recorded
                 .push(json!({"effect": "patchTicket", "ticketId": ticket_id, "patch": patch})),
+        }
+        Ok(())
+    }
+
+    /// Replaces the ticket's automatically assigned tags (router).
+    pub async fn set_auto_tags(
+        &mut self,
+        ticket_id: i64,
+        tags: &[(i64, &str)],
+    ) -> Result<(), StageError> {
+        match self.mode {
+            EffectMode::Apply => routing::set_auto_tags(&mut self.tx, ticket_id, tags).await?,
+            EffectMode::RecordOnly => self.recorded.push(
+                json!({"effect": "setTags", "ticketId": ticket_id, "tags": tags.iter().map(|(id, s)| json!({"id": id, "source": s})).collect::<Vec<_>>()}),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Assigns the ticket to an agent (router: a follow-up goes back to the last agent).
+    pub async fn assign_agent(
+        &mut self,
+        ticket_id: i64,
+        agent: Option<i64>,
+    ) -> Result<(), StageError> {
+        match self.mode {
+            EffectMode::Apply => routing::assign_agent(&mut self.tx, ticket_id, agent).await?,
+            EffectMode::RecordOnly => self
+                .recorded
+                .push(json!({"effect": "assignAgent", "ticketId": ticket_id, "agentId": agent})),
+        }
+        Ok(())
+    }
+
+    /// Records when the customer last wrote (queue order by customer message).
+    pub async fn touch_customer_message(
+        &mut self,
+        ticket_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StageError> {
+        if self.mode == EffectMode::Apply {
+            routing::touch_customer_message(&mut self.tx, ticket_id, at).await?;
         }
         Ok(())
     }

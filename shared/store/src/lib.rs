@@ -5,10 +5,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod conditions;
 pub mod dead_letters;
+pub mod routing;
 pub mod settings;
 pub mod stage_runs;
 pub mod tickets;
+pub mod users;
 
 use std::time::Duration;
 

@@ -46,6 +46,32 @@ fn positive_hours(v: &Value) -> Result<(), String> {
     }
 }
 
+fn one_of(v: &Value, allowed: &[&str]) -> Result<(), String> {
+    match v.as_str() {
+        Some(s) if allowed.contains(&s) => Ok(()),
+        _ => Err(format!("must be one of {}", allowed.join(", "))),
+    }
+}
+
+fn hours_by_channel(v: &Value) -> Result<(), String> {
+    let map = v
+        .as_object()
+        .ok_or("must be an object of channel to hours")?;
+    for (channel, hours) in map {
+        if switchyard_domain::Channel::parse(channel).is_none() {
+            return Err(format!("unknown channel {channel}"));
+        }
+        positive_hours(hours).map_err(|e| format!("{channel}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn business_hours(v: &Value) -> Result<(), String> {
+    let cal: switchyard_calendar::BusinessCalendar =
+        serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+    cal.validate().map_err(|e| e.to_string())
+}
+
 fn language_codes(v: &Value) -> Result<(), String> {
     let ok = v.as_array().is_some_and(|a| {
         !a.is_empty()
@@ -78,8 +104,8 @@ pub static DEFINITIONS: &[SettingDef] = &[
         category: "routing",
         kind: SettingType::Number,
         secret: false,
-        description: "Hours until dueBy when no tag sets an SLA.",
-        default: || json!(48),
+        description: "Business hours until dueBy when no tag of the ticket sets an SLA.",
+        default: || json!(16),
         check: positive_hours,
     },
     SettingDef {
@@ -87,9 +113,66 @@ pub static DEFINITIONS: &[SettingDef] = &[
         category: "routing",
         kind: SettingType::Number,
         secret: false,
-        description: "Hours until firstResponseDueBy.",
-        default: || json!(24),
+        description: "Business hours until firstResponseDueBy, for channels without their own value.",
+        default: || json!(8),
         check: positive_hours,
+    },
+    SettingDef {
+        name: "firstResponseHoursByChannel",
+        category: "routing",
+        kind: SettingType::Json,
+        secret: false,
+        description: "Business hours until firstResponseDueBy per channel, e.g. {\"chat\": 0.25}.",
+        default: || json!({"email": 8, "portal": 8, "letter": 40, "chat": 0.25, "phone": 0.25}),
+        check: hours_by_channel,
+    },
+    SettingDef {
+        name: "businessHours",
+        category: "routing",
+        kind: SettingType::Json,
+        secret: false,
+        description: "Working hours per weekday, time zone and public holidays (German state) for SLA clocks.",
+        default: || serde_json::to_value(switchyard_calendar::BusinessCalendar::default()).unwrap_or_default(),
+        check: business_hours,
+    },
+    SettingDef {
+        name: "autopilotTagMatchingMode",
+        category: "routing",
+        kind: SettingType::String,
+        secret: false,
+        description: "matchAny: an agent needs one of the ticket's routing tags as a skill; matchAll: all of them.",
+        default: || json!("matchAny"),
+        check: |v| one_of(v, &["matchAny", "matchAll"]),
+    },
+    SettingDef {
+        name: "autopilotOrderingSequence",
+        category: "routing",
+        kind: SettingType::String,
+        secret: false,
+        description: "Queue order: slaDue, prioritySla, priorityNewest or priorityOldest.",
+        default: || json!("slaDue"),
+        check: |v| one_of(v, &["slaDue", "prioritySla", "priorityNewest", "priorityOldest"]),
+    },
+    SettingDef {
+        name: "lastAgentRouting",
+        category: "routing",
+        kind: SettingType::Bool,
+        secret: false,
+        description: "A customer's follow-up goes back to the agent who last worked the ticket, unless absent.",
+        default: || json!(true),
+        check: no_check,
+    },
+    SettingDef {
+        name: "queueHoldSeconds",
+        category: "routing",
+        kind: SettingType::Number,
+        secret: false,
+        description: "How long a ticket handed out by getLatest stays with the agent without a ping.",
+        default: || json!(60),
+        check: |v| match v.as_f64() {
+            Some(s) if (5.0..=3600.0).contains(&s) => Ok(()),
+            _ => Err("must be between 5 and 3600 seconds".into()),
+        },
     },
     SettingDef {
         name: "enableAiAutoProcessing",

@@ -393,6 +393,7 @@ pub async fn load(conn: &mut PgConnection, ticket_id: i64) -> Result<Option<Tick
         }
         None => None,
     };
+    let worked = crate::routing::worked_on_by(&mut *conn, ticket_id).await?;
     Ok(Some(Ticket {
         id: r.id,
         direction: parse_enum("direction", &r.direction, Direction::parse)?,
@@ -436,12 +437,16 @@ pub async fn load(conn: &mut PgConnection, ticket_id: i64) -> Result<Option<Tick
         agent: None,
         assigned_agent_ids: r.agent_id.into_iter().collect(),
         assigned_agents: Vec::new(),
-        worked_on_by_ids: Vec::new(),
-        worked_on_by: Vec::new(),
+        worked_on_by_ids: worked.iter().filter_map(|u| u["id"].as_i64()).collect(),
+        worked_on_by: worked,
         attachments,
         additional_data: r.additional_data,
         template: r.template,
-        tags: Vec::new(),
+        tags: crate::routing::ticket_tags(&mut *conn, ticket_id)
+            .await?
+            .into_iter()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect(),
         processing_flags: serde_json::from_value(r.processing_flags).unwrap_or_default(),
     }))
 }
@@ -500,4 +505,14 @@ pub async fn processing_flags(
         .fetch_optional(conn)
         .await?;
     Ok(v.map(|v| serde_json::from_value(v).unwrap_or_default()))
+}
+
+/// Open tickets of a channel (the waiting chats of the agent queue status).
+pub async fn open_count(conn: &mut PgConnection, channel: &str) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM tickets WHERE status = 'open' AND channel = $1")
+            .bind(channel)
+            .fetch_one(conn)
+            .await?,
+    )
 }
