@@ -21,10 +21,28 @@ async fn seed_mail_passes_every_stage_in_order() {
     let mut stack = Stack::new("seed").await;
     start_all(&mut stack).await;
 
-    let resp = stack.post_ticket(&seed_mail()).await;
+    let post = || {
+        stack
+            .http()
+            .post(stack.url("/api/mind/ticket"))
+            .bearer_auth(&stack.admin_token)
+            .header("Idempotency-Key", "seed-1")
+            .json(&seed_mail())
+            .send()
+    };
+    let resp = post().await.expect("POST");
     assert_eq!(resp.status(), 200);
     let ticket: Value = resp.json().await.expect("ticket JSON");
     let id = ticket["id"].as_i64().expect("ticket id");
+    // A client's retry with the same Idempotency-Key gets the same ticket, not a second one.
+    let again: Value = post()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("ticket JSON");
+    assert_eq!(again["id"], id);
+    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, 1);
     // Readable right after the POST returned.
     let (status, got) = stack
         .get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token)

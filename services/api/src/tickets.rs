@@ -255,9 +255,12 @@ async fn create_ticket(
         }),
         ticket,
     };
+    // The de-duplication id is per request, not per key: a client's retry with the same
+    // Idempotency-Key must reach ingest (which finds the stored ticket and answers), not be
+    // swallowed by JetStream's window. The database keeps the effect single.
     state
         .bus
-        .publish_json("inbound.api", &key, &envelope)
+        .publish_json("inbound.api", &format!("{key}:{wait_id}"), &envelope)
         .await?;
 
     let answer = waiting.wait(state.reply_timeout).await;
