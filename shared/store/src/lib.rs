@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod conditions;
 pub mod dead_letters;
+pub mod reloading;
 pub mod routing;
 pub mod settings;
 pub mod stage_runs;

@@ -2,14 +2,13 @@
 //! secrets are only shown to callers with `readSecretSettings`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
-use tokio::sync::RwLock;
 
+use crate::reloading::Reloading;
 use crate::{audit, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -307,53 +306,36 @@ pub async fn set(conn: &mut PgConnection, name: &str, value: &Value, actor: &str
     Ok(old.unwrap_or_else(def.default))
 }
 
-/// Settings as the workers read them: from memory, reloaded from Postgres in the background
-/// every `refresh_every` (and at once by [`SettingsCache::refresh`] after a change), so reading a
-/// setting never needs a database connection, least of all inside a stage's transaction.
+/// Settings as the workers read them: from memory, reloaded every `refresh_every` (see
+/// [`Reloading`]), so a change reaches every replica within that time.
 #[derive(Clone)]
 pub struct SettingsCache {
-    store: Store,
-    values: Arc<RwLock<HashMap<String, Value>>>,
+    values: Reloading<HashMap<String, Value>>,
 }
 
 impl SettingsCache {
-    /// Loads the settings once and keeps them fresh until the last clone is dropped.
     pub async fn start(store: Store, refresh_every: Duration) -> Result<Self> {
-        let cache = SettingsCache {
-            store,
-            values: Arc::default(),
-        };
-        cache.refresh().await?;
-        let weak = Arc::downgrade(&cache.values);
-        let store = cache.store.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(refresh_every).await;
-                let Some(values) = weak.upgrade() else { return };
-                let cache = SettingsCache {
-                    store: store.clone(),
-                    values,
-                };
-                if let Err(e) = cache.refresh().await {
-                    tracing::warn!(error = %e, "settings not refreshed; keeping the last known values");
-                }
+        let values = Reloading::start("settings", refresh_every, move || {
+            let store = store.clone();
+            async move {
+                let rows: Vec<(String, Value)> = sqlx::query_as("SELECT name, value FROM settings")
+                    .fetch_all(store.pool())
+                    .await?;
+                Ok(rows.into_iter().collect())
             }
-        });
-        Ok(cache)
+        })
+        .await?;
+        Ok(SettingsCache { values })
     }
 
-    /// Reloads every stored setting now.
+    /// Reloads every stored setting now (after this process changed one).
     pub async fn refresh(&self) -> Result<()> {
-        let rows: Vec<(String, Value)> = sqlx::query_as("SELECT name, value FROM settings")
-            .fetch_all(self.store.pool())
-            .await?;
-        *self.values.write().await = rows.into_iter().collect();
-        Ok(())
+        self.values.reload().await
     }
 
     /// The current value, or the definition's default.
     pub async fn get(&self, name: &str) -> Result<Value> {
-        Ok(lookup(&*self.values.read().await, name))
+        Ok(lookup(&*self.values.get().await, name))
     }
 
     pub async fn get_f64(&self, name: &str) -> Result<f64> {
