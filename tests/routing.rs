@@ -367,3 +367,84 @@ async fn overdue_tickets_emit_one_event_and_stats_count_them() {
     assert!(q["agentQueue"]["chat"].is_number(), "{q}");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn backlog_restrictions_limit_what_an_agent_is_offered() {
+    let stack = routed_stack("backlog").await;
+    let vip = create_tag(
+        &stack,
+        json!({"name": "VIP", "detectionDetails": {"conditions": {"field": "ticket.subject", "operator": "contains", "value": "VIP"}}}),
+    )
+    .await;
+    let complaint = create_tag(
+        &stack,
+        json!({"name": "Beschwerde", "detectionDetails": {"conditions": {"field": "ticket.subject", "operator": "contains", "value": "Beschwerde"}}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let vip_complaint = routed_ticket(&stack, mail("VIP Beschwerde", "2026-11-16 10:00:00")).await
+        ["id"]
+        .as_i64()
+        .expect("id");
+    let complaint_only = routed_ticket(&stack, mail("Beschwerde", "2026-11-17 10:00:00")).await
+        ["id"]
+        .as_i64()
+        .expect("id");
+
+    // Skilled for both, but VIP tickets are excluded from this agent's backlog.
+    let (id, token) = agent(&stack, "novice@test", &[vip, complaint]).await;
+    let r = stack
+        .http()
+        .patch(stack.url(&format!("/api/mind/user/{id}")))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({"excludedTagIds": [vip]}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 200);
+    assert_eq!(get_latest(&stack, &token).await, Some(complaint_only));
+    assert_eq!(get_latest(&stack, &token).await, None);
+
+    // A VIP team: members only see tickets that carry the VIP tag.
+    let (status, team) = post(
+        &stack,
+        "/api/mind/team",
+        &stack.admin_token,
+        &json!({"name": "VIP-Team", "skills": [vip, complaint], "requiredTagIds": [vip]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{team}");
+    let (vip_agent, vip_token) = agent(&stack, "vip@test", &[]).await;
+    let r = stack
+        .http()
+        .patch(stack.url(&format!("/api/mind/user/{vip_agent}")))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({"teamIds": [team["id"]]}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 200);
+    assert_eq!(get_latest(&stack, &vip_token).await, Some(vip_complaint));
+    assert_eq!(get_latest(&stack, &vip_token).await, None);
+
+    // Agents may set their own status, not their skills.
+    let r = stack
+        .http()
+        .patch(stack.url(&format!("/api/mind/user/{id}")))
+        .bearer_auth(&token)
+        .json(&json!({"status": "absent"}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 200);
+    let r = stack
+        .http()
+        .patch(stack.url(&format!("/api/mind/user/{id}")))
+        .bearer_auth(&token)
+        .json(&json!({"skills": []}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 403);
+    stack.shutdown().await;
+}
