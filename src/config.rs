@@ -25,6 +25,8 @@ pub struct Config {
     pub api_reply_timeout: Duration,
     /// How often the router looks for tickets whose due time passed.
     pub overdue_scan: Duration,
+    /// How often the API recomputes the ticket statistics snapshot.
+    pub stats_refresh: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -76,6 +78,7 @@ impl Config {
             retry_delays,
             api_reply_timeout: Duration::from_millis(parsed("API_REPLY_TIMEOUT_MS", "5000")?),
             overdue_scan: Duration::from_secs(parsed("OVERDUE_SCAN_SECS", "30")?),
+            stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
         })
     }
 }

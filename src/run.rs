@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use switchyard_bus::{Bus, BusConfig, ConsumerSettings};
 use switchyard_domain::Role;
 use switchyard_stage::{run_stage, StageConfig, StageDeps, StageHandler};
+use switchyard_store::reloading::Reloading;
 use switchyard_store::settings::SettingsCache;
 use switchyard_store::{auth, Store};
 use switchyard_telemetry::Health;
@@ -204,6 +205,15 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             settings: settings.clone(),
             waiters: switchyard_api::Waiters::start(bus.client()).await?,
             auth_cache: switchyard_api::AuthCache::new(Duration::from_secs(5)),
+            stats: {
+                let store = store.clone();
+                Reloading::start("ticket stats", cfg.stats_refresh, move || {
+                    let store = store.clone();
+                    async move { switchyard_api::compute_stats(&store).await }
+                })
+                .await
+                .context("computing ticket stats")?
+            },
             reply_timeout: cfg.api_reply_timeout,
         };
         let api_health = if workers.is_empty() {

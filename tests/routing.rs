@@ -349,7 +349,7 @@ async fn overdue_tickets_emit_one_event_and_stats_count_them() {
         .is_err());
 
     let (status, s) = stack
-        .get_json("/api/mind/ticket/stats", &stack.agent_token)
+        .get_json("/api/mind/ticket/stats?fresh=true", &stack.agent_token)
         .await;
     assert_eq!(status, 200);
     let s = &s["stats"];
@@ -360,6 +360,22 @@ async fn overdue_tickets_emit_one_event_and_stats_count_them() {
     assert_eq!(s["byAiSupportLevel"]["human"], 2);
     assert_eq!(s["byAgent"]["unassigned"], 2);
     let _ = fresh;
+    // The snapshot catches up within STATS_REFRESH_SECS.
+    let start = Instant::now();
+    loop {
+        let (_, snap) = stack
+            .get_json("/api/mind/ticket/stats", &stack.agent_token)
+            .await;
+        if snap["stats"]["total"] == 2 && snap["stats"]["overdue"] == 1 {
+            assert!(snap["stats"]["asOf"].is_string());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "snapshot stale: {snap}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (status, q) = stack
         .get_json("/api/mind/agents/queue", &stack.agent_token)
         .await;

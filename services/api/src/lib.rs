@@ -13,6 +13,7 @@ mod waiters;
 
 pub use error::{ApiError, Problem};
 pub use extract::AuthCache;
+pub use routing::compute_stats;
 pub use waiters::Waiters;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub settings: SettingsCache,
     pub waiters: Waiters,
     pub auth_cache: AuthCache,
+    /// Ticket statistics, recomputed in the background.
+    pub stats: switchyard_store::reloading::Reloading<serde_json::Value>,
     /// How long `POST /ticket` waits for ingest before answering 202.
     pub reply_timeout: Duration,
 }

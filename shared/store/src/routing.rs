@@ -594,8 +594,13 @@ pub async fn worked_on_by(conn: &mut PgConnection, ticket_id: i64) -> Result<Vec
     .await?)
 }
 
-/// Open-ticket statistics, computed in the database in one pass over the open tickets.
+/// Open-ticket statistics, computed in the database over the open tickets. Call it inside a
+/// transaction (it sets `jit` for that transaction only).
 pub async fn stats(conn: &mut PgConnection) -> Result<Value> {
+    // The plan is cheap to build but estimated expensive: JIT compiling it costs more than it saves.
+    sqlx::query("SET LOCAL jit = off")
+        .execute(&mut *conn)
+        .await?;
     let row: (Value,) = sqlx::query_as(
         "WITH open AS MATERIALIZED (
              SELECT id, status, channel, agent_id, ai_support_level, tag_ids, due_by
@@ -617,7 +622,8 @@ pub async fn stats(conn: &mut PgConnection) -> Result<Value> {
          SELECT jsonb_build_object(
              'total', totals.total, 'overdue', totals.overdue, 'untagged', totals.untagged,
              'byStatus', by_status.j, 'byChannel', by_channel.j, 'byAiSupportLevel', by_level.j,
-             'byAgent', by_agent.j, 'byTag', by_tag.j)
+             'byAgent', by_agent.j, 'byTag', by_tag.j,
+             'asOf', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))
            FROM totals, by_status, by_channel, by_level, by_agent, by_tag",
     )
     .fetch_one(conn)
