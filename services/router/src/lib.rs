@@ -15,7 +15,7 @@ use switchyard_calendar::BusinessCalendar;
 use switchyard_domain::{Envelope, Priority, Stage, TicketStatus};
 use switchyard_stage::{envelope_key, StageCx, StageError, StageHandler, StageOutput, WorkKey};
 use switchyard_store::conditions::Condition;
-use switchyard_store::routing::{self, RoutingFacts, Tag};
+use switchyard_store::routing::{self, RoutingFacts, Tag, TicketTagging};
 use switchyard_store::settings::SettingsCache;
 use switchyard_store::tickets::{self, TicketPatch};
 
@@ -170,14 +170,26 @@ impl StageHandler for Router {
         let facts = routing::routing_facts(cx.conn(), ticket_id).await?;
         let all_tags = self.tags.snapshot().await;
         let assigned = assign_tags(&all_tags, &facts);
-        cx.set_auto_tags(ticket_id, &assigned).await?;
-
         let on_ticket: Vec<&Tag> = all_tags
             .iter()
             .filter(|t| {
                 assigned.iter().any(|(id, _)| *id == t.id) || facts.manual_tag_ids.contains(&t.id)
             })
             .collect();
+        let tagging = TicketTagging {
+            auto: assigned
+                .iter()
+                .map(|(id, s)| (*id, (*s).to_owned()))
+                .collect(),
+            all: on_ticket.iter().map(|t| t.id).collect(),
+            routing: on_ticket
+                .iter()
+                .filter(|t| t.routing_relevant && t.visibility != "disabled")
+                .map(|t| t.id)
+                .collect(),
+        };
+        cx.set_auto_tags(ticket_id, &tagging).await?;
+
         let cal = self.calendar().await?;
         // SLA clocks start when the customer wrote: the ticket for a first message, the
         // follow-up for a reply.
@@ -203,7 +215,7 @@ impl StageHandler for Router {
                 agent = Some(last);
             }
         }
-        let tag_ids: Vec<i64> = on_ticket.iter().map(|t| t.id).collect();
+        let tag_ids = &tagging.all;
         cx.emit(
             "TicketRouted",
             json!({"ticketId": ticket_id, "tagIds": tag_ids, "priority": patch.priority,

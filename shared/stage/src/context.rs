@@ -100,13 +100,13 @@ impl StageCx {
     pub async fn set_auto_tags(
         &mut self,
         ticket_id: i64,
-        tags: &[(i64, &str)],
+        tags: &routing::TicketTagging,
     ) -> Result<(), StageError> {
         match self.mode {
             EffectMode::Apply => routing::set_auto_tags(&mut self.tx, ticket_id, tags).await?,
-            EffectMode::RecordOnly => self.recorded.push(
-                json!({"effect": "setTags", "ticketId": ticket_id, "tags": tags.iter().map(|(id, s)| json!({"id": id, "source": s})).collect::<Vec<_>>()}),
-            ),
+            EffectMode::RecordOnly => self
+                .recorded
+                .push(json!({"effect": "setTags", "ticketId": ticket_id, "tags": tags})),
         }
         Ok(())
     }

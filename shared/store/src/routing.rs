@@ -339,38 +339,41 @@ pub async fn routing_facts(conn: &mut PgConnection, ticket_id: i64) -> Result<Ro
     .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))
 }
 
-/// Replaces the ticket's automatically assigned tags (manual ones stay) and its tag arrays.
+/// The tags the router decided on for a ticket.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketTagging {
+    /// Automatically assigned tags with their source.
+    pub auto: Vec<(i64, String)>,
+    /// Every tag of the ticket, manual ones included (backlog restrictions, stats).
+    pub all: Vec<i64>,
+    /// The enabled, routing-relevant ones (skill matching).
+    pub routing: Vec<i64>,
+}
+
+/// Replaces the ticket's automatically assigned tags (manual ones stay) and its tag arrays, in
+/// one statement.
 pub async fn set_auto_tags(
     conn: &mut PgConnection,
     ticket_id: i64,
-    tags: &[(i64, &str)],
+    t: &TicketTagging,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM ticket_tags WHERE ticket_id = $1 AND source <> 'manual'")
-        .bind(ticket_id)
-        .execute(&mut *conn)
-        .await?;
-    let ids: Vec<i64> = tags.iter().map(|(id, _)| *id).collect();
-    let sources: Vec<String> = tags.iter().map(|(_, s)| (*s).to_owned()).collect();
+    let ids: Vec<i64> = t.auto.iter().map(|(id, _)| *id).collect();
+    let sources: Vec<&str> = t.auto.iter().map(|(_, s)| s.as_str()).collect();
+    // The deleted and the inserted rows never overlap, so one statement can do both.
     sqlx::query(
-        "INSERT INTO ticket_tags (ticket_id, tag_id, source)
-         SELECT $1, tag, source FROM unnest($2::bigint[], $3::text[]) AS x(tag, source)
-         ON CONFLICT DO NOTHING",
+        "WITH gone AS (DELETE FROM ticket_tags
+                        WHERE ticket_id = $1 AND source <> 'manual' AND NOT (tag_id = ANY($2))),
+              added AS (INSERT INTO ticket_tags (ticket_id, tag_id, source)
+                        SELECT $1, tag, source FROM unnest($2::bigint[], $3::text[]) AS x(tag, source)
+                        ON CONFLICT DO NOTHING)
+         UPDATE tickets SET tag_ids = $4, routing_tag_ids = $5 WHERE id = $1",
     )
     .bind(ticket_id)
     .bind(&ids)
     .bind(&sources)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE tickets t SET
-            tag_ids = coalesce((SELECT array_agg(tt.tag_id ORDER BY tt.tag_id) FROM ticket_tags tt
-                                 WHERE tt.ticket_id = t.id), '{}'),
-            routing_tag_ids = coalesce((SELECT array_agg(tt.tag_id ORDER BY tt.tag_id) FROM ticket_tags tt
-                                 JOIN tags g ON g.id = tt.tag_id
-                                WHERE tt.ticket_id = t.id AND g.routing_relevant AND g.visibility <> 'disabled'), '{}')
-          WHERE t.id = $1",
-    )
-    .bind(ticket_id)
+    .bind(&t.all)
+    .bind(&t.routing)
     .execute(conn)
     .await?;
     Ok(())
