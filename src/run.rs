@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use futures::FutureExt;
 use switchyard_bus::{Bus, BusConfig, ConsumerSettings};
 use switchyard_domain::Role;
 use switchyard_stage::{run_stage, StageConfig, StageDeps, StageHandler};
@@ -190,6 +191,10 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             ),
             Service::Api => {}
         }
+    }
+
+    if !workers.is_empty() {
+        tasks.spawn(switchyard_stage::run_backstop(deps.clone(), stop_rx.clone()).map(Ok));
     }
 
     if which.contains(&Service::Api) {

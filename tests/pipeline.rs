@@ -693,3 +693,70 @@ async fn a_test_run_records_effects_without_applying_them() {
     assert_eq!(stack.stages_of(id).await, STAGES);
     stack.shutdown().await;
 }
+
+/// A worker that hangs on a message (SIGSTOP) never acknowledges it nor dead-letters it itself:
+/// after MaxDeliver the server's advisory makes another process store it as a dead letter, flag
+/// the ticket and take it off the stream; a replay completes it once a healthy worker runs.
+#[tokio::test]
+async fn a_message_a_hung_worker_never_finishes_is_dead_lettered_by_the_advisory() {
+    let mut stack = Stack::new("hung").await;
+    stack
+        .extra_env
+        .insert("STAGE_MAX_DELIVER".into(), "2".into());
+    stack
+        .extra_env
+        .insert("STAGE_ACK_WAIT_SECS".into(), "1".into());
+    start_all(&mut stack).await;
+    stack.signal("router", "STOP");
+
+    let ticket: Value = stack
+        .post_ticket(&mail(9))
+        .await
+        .json()
+        .await
+        .expect("ticket");
+    let id = ticket["id"].as_i64().expect("id");
+    let start = Instant::now();
+    let dl = loop {
+        let (_, list) = stack
+            .get_json("/api/mind/dlq?stage=router", &stack.admin_token)
+            .await;
+        if list["total"] == 1 {
+            break list["deadLetters"][0].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no dead letter from the advisory: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(dl["ticketId"], id);
+    assert!(
+        dl["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no worker acknowledged")),
+        "{dl}"
+    );
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
+    assert_eq!(t["processingFlags"][0]["code"], "deadLettered");
+    assert_eq!(t["aiSupportLevel"], "human");
+    assert_eq!(stack.stages_of(id).await, ["ingest", "ai"]);
+
+    // A healthy router replaces the hung one; the replay completes the ticket once.
+    stack.kill("router").await;
+    stack.start("router").await;
+    let r = stack
+        .http()
+        .post(stack.url(&format!("/api/mind/dlq/{}/replay", dl["id"])))
+        .bearer_auth(&stack.admin_token)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(r.status(), 200);
+    assert_eq!(stack.wait_done(id, Duration::from_secs(30)).await, STAGES);
+    stack.wait_drained(Duration::from_secs(30)).await;
+    assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 1);
+    stack.shutdown().await;
+}

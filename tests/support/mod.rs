@@ -170,6 +170,20 @@ impl Stack {
             .expect("wait")
     }
 
+    /// Sends a signal (e.g. `STOP` to make a worker hang, `CONT` to resume it).
+    pub fn signal(&self, service: &str, signal: &str) {
+        let pid = self
+            .procs
+            .get(service)
+            .and_then(|c| c.id())
+            .expect("process running");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
     pub fn log_dir(&self) -> &std::path::Path {
         &self.dir
     }

@@ -7,10 +7,12 @@
 //! once for a permanent error, the message is stored as a dead letter, copied to `dlq.<stage>`,
 //! its ticket flagged for a person, and only then acknowledged. Nothing is dropped.
 
+mod backstop;
 mod context;
 mod error;
 mod runner;
 
+pub use backstop::run_backstop;
 pub use context::{EffectMode, PendingEvent, StageCx};
 pub use error::StageError;
 pub use runner::{run_stage, StageConfig, StageDeps};

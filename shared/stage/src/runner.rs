@@ -533,47 +533,51 @@ async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), Stag
     Ok(())
 }
 
-/// Stores the message as a dead letter, copies it to `dlq.<stage>`, flags the ticket, and only
-/// then acknowledges it. If Postgres is unreachable the message is nak'ed instead: never dropped.
-async fn dead_letter(
-    deps: &StageDeps,
-    stage: &'static str,
-    msg: &Message,
-    ticket_id: Option<i64>,
-    error: &StageError,
-    deliveries: i64,
-    sequence: u64,
-) {
-    tracing::error!(error = %error, deliveries, "giving up; dead-lettering");
-    metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "dead_letter").increment(1);
-    let subject = deps.bus.unprefixed(msg.subject.as_str()).to_owned();
-    let msg_id = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-        .map(|v| v.as_str().to_owned());
-    let error_text = error.to_string();
+/// A message a stage gives up on.
+pub(crate) struct Letter<'a> {
+    pub stage: &'static str,
+    /// Without the bus prefix.
+    pub subject: String,
+    pub payload: &'a [u8],
+    pub msg_id: Option<String>,
+    pub deliveries: i64,
+    pub sequence: u64,
+    pub ticket_id: Option<i64>,
+}
 
+/// Stores a dead letter (once per stream message), flags its ticket for a person and copies it
+/// to `dlq.<stage>`. `Err` only when Postgres stayed unreachable: the caller must keep the
+/// message.
+pub(crate) async fn store_dead_letter(
+    deps: &StageDeps,
+    letter: &Letter<'_>,
+    error: &str,
+) -> Result<i64, StoreError> {
+    let stage = letter.stage;
+    metrics::counter!("switchyard_stage_processed_total", "stage" => stage, "result" => "dead_letter").increment(1);
     let store_it = || async {
         let mut tx = deps.store.begin().await?;
         let id = dead_letters::insert(
             &mut tx,
             &dead_letters::NewDeadLetter {
                 stage,
-                subject: &subject,
-                msg_id: msg_id.as_deref(),
-                payload: &msg.payload,
-                error: &error_text,
-                deliveries,
-                stream_sequence: Some(sequence as i64),
-                ticket_id,
+                subject: &letter.subject,
+                msg_id: letter.msg_id.as_deref(),
+                payload: letter.payload,
+                error,
+                deliveries: letter.deliveries,
+                stream_sequence: Some(letter.sequence as i64),
+                ticket_id: letter.ticket_id,
             },
         )
         .await?;
-        if let Some(t) = ticket_id {
+        if let Some(t) = letter.ticket_id {
             let flag = ProcessingFlag {
                 code: "deadLettered".into(),
-                message: format!("{stage} gave up after {deliveries} deliveries: {error_text}"),
+                message: format!(
+                    "{stage} gave up after {} deliveries: {error}",
+                    letter.deliveries
+                ),
                 stage: Some(stage.to_owned()),
                 at: Some(Utc::now()),
             };
@@ -592,40 +596,65 @@ async fn dead_letter(
         max_elapsed_time: Some(Duration::from_secs(20)),
         ..Default::default()
     };
-    let stored = backoff::future::retry(policy, || async {
+    let id = backoff::future::retry(policy, || async {
         store_it().await.map_err(backoff::Error::transient)
     })
-    .await;
-    let id = match stored {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot store the dead letter; leaving the message for redelivery");
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
-                .await;
-            return;
-        }
-    };
+    .await?;
     let copy = json!({
         "deadLetterId": id,
         "stage": stage,
-        "subject": subject,
-        "error": error_text,
-        "deliveries": deliveries,
-        "ticketId": ticket_id,
-        "payload": String::from_utf8_lossy(&msg.payload),
+        "subject": letter.subject,
+        "error": error,
+        "deliveries": letter.deliveries,
+        "ticketId": letter.ticket_id,
+        "payload": String::from_utf8_lossy(letter.payload),
     });
     if let Err(e) = deps
         .bus
         .publish_json(
             &format!("dlq.{stage}"),
-            &format!("dlq:{stage}:{sequence}"),
+            &format!("dlq:{stage}:{}", letter.sequence),
             &copy,
         )
         .await
     {
         // Postgres holds it; the stream copy is for subscribers only.
         tracing::warn!(error = %e, "dead letter stored but not copied to the DLQ stream");
+    }
+    Ok(id)
+}
+
+/// Stores the message as a dead letter, then acknowledges it. If Postgres is unreachable the
+/// message is nak'ed instead: never dropped.
+async fn dead_letter(
+    deps: &StageDeps,
+    stage: &'static str,
+    msg: &Message,
+    ticket_id: Option<i64>,
+    error: &StageError,
+    deliveries: i64,
+    sequence: u64,
+) {
+    tracing::error!(error = %error, deliveries, "giving up; dead-lettering");
+    let letter = Letter {
+        stage,
+        subject: deps.bus.unprefixed(msg.subject.as_str()).to_owned(),
+        payload: &msg.payload,
+        msg_id: msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned()),
+        deliveries,
+        sequence,
+        ticket_id,
+    };
+    if let Err(e) = store_dead_letter(deps, &letter, &error.to_string()).await {
+        tracing::error!(error = %e, "cannot store the dead letter; leaving the message for redelivery");
+        let _ = msg
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(30))))
+            .await;
+        return;
     }
     if let Err(e) = msg.ack().await {
         tracing::warn!(error = %e, "ack of dead letter failed; a redelivery stores it once");
