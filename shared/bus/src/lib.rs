@@ -297,7 +297,8 @@ impl Bus {
         Ok(info.num_pending + info.num_ack_pending as u64)
     }
 
-    /// Reads one message of a stream by sequence (the DLQ keeps copies there too).
+    /// The JetStream context, for what the bus does not wrap (reading a stream message by
+    /// sequence, deleting one, stream info).
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
     }

@@ -187,14 +187,6 @@ struct Recorded {
     events: Value,
 }
 
-/// The outcome of one attempt at a message.
-enum Done {
-    /// This delivery did the work.
-    Fresh(Recorded),
-    /// An earlier delivery did it; hand on what it recorded.
-    Already(Recorded),
-}
-
 /// A received message, decoded, with the span its work runs in.
 struct Delivery<I> {
     msg: Message,
@@ -294,7 +286,7 @@ async fn run_batch<H: StageHandler>(
     handler: &H,
     deps: &StageDeps,
     items: &[Delivery<H::Input>],
-) -> Result<Vec<Done>, StageError> {
+) -> Result<Vec<Recorded>, StageError> {
     let tx = deps.store.begin().await?;
     let mut cx = StageCx::new(tx, format!("service:{}@{}", H::STAGE, deps.replica));
     let mut dones = Vec::with_capacity(items.len());
@@ -344,7 +336,7 @@ async fn finish<H: StageHandler>(
     deps: &StageDeps,
     config: &StageConfig,
     d: Delivery<H::Input>,
-    result: Result<Done, StageError>,
+    result: Result<Recorded, StageError>,
 ) {
     let stage = H::STAGE.as_str();
     let span = d.span.clone();
@@ -391,7 +383,7 @@ async fn attempt_once<H: StageHandler>(
     deps: &StageDeps,
     key: &WorkKey,
     input: &H::Input,
-) -> Result<Done, StageError> {
+) -> Result<Recorded, StageError> {
     let tx = deps.store.begin().await?;
     let mut cx = StageCx::new(tx, format!("service:{}@{}", H::STAGE, deps.replica));
     let done = work_in(&mut cx, handler, deps, key, input).await?;
@@ -407,7 +399,7 @@ async fn work_in<H: StageHandler>(
     deps: &StageDeps,
     key: &WorkKey,
     input: &H::Input,
-) -> Result<Done, StageError> {
+) -> Result<Recorded, StageError> {
     let stage = H::STAGE.as_str();
     let started_at = Utc::now();
     let marker_key = stage_runs::MarkerKey {
@@ -469,37 +461,34 @@ async fn work_in<H: StageHandler>(
             "a concurrent delivery recorded this input first".into(),
         ));
     }
-    Ok(Done::Fresh(Recorded {
+    Ok(Recorded {
         stage: H::STAGE,
         ticket_id: completion.ticket_id,
         next_envelope: completion.next_envelope,
         events: completion.events,
-    }))
+    })
 }
 
 async fn already_done(
     cx: &mut StageCx,
     key: &stage_runs::MarkerKey<'_>,
-) -> Result<Done, StageError> {
+) -> Result<Recorded, StageError> {
     let run = stage_runs::find(cx.conn(), key)
         .await?
         .ok_or_else(|| StageError::Transient("marker not visible yet".into()))?;
     tracing::info!("already processed; handing on the recorded result");
     let stage = Stage::parse(&run.stage)
         .ok_or_else(|| StageError::Permanent(format!("unknown stage {}", run.stage)))?;
-    Ok(Done::Already(Recorded {
+    Ok(Recorded {
         stage,
         ticket_id: run.ticket_id,
         next_envelope: run.next_envelope,
         events: run.events,
-    }))
+    })
 }
 
 /// Publishes what the committed work hands on, then answers a waiting API request.
-async fn hand_on(deps: &StageDeps, key: &WorkKey, done: Done) -> Result<(), StageError> {
-    let marker = match done {
-        Done::Fresh(r) | Done::Already(r) => r,
-    };
+async fn hand_on(deps: &StageDeps, key: &WorkKey, marker: Recorded) -> Result<(), StageError> {
     let stage = marker.stage;
     if let (Some(next), Some(subject)) = (&marker.next_envelope, stage.output_subject()) {
         let env: Envelope = serde_json::from_value(next.clone()).map_err(StageError::permanent)?;

@@ -234,18 +234,6 @@ pub async fn apply_patch(
     Ok(())
 }
 
-/// The ticket's status, locking its row for the rest of the transaction: stages and executions on
-/// one ticket run one after the other.
-pub async fn lock_status(conn: &mut PgConnection, ticket_id: i64) -> Result<TicketStatus> {
-    let s: Option<String> =
-        sqlx::query_scalar("SELECT status FROM tickets WHERE id = $1 FOR UPDATE")
-            .bind(ticket_id)
-            .fetch_optional(conn)
-            .await?;
-    let s = s.ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?;
-    TicketStatus::parse(&s).ok_or_else(|| StoreError::invalid("status", s))
-}
-
 /// Flags a ticket for a person: adds the flag (once per code and stage) and sets
 /// `aiSupportLevel: human`.
 pub async fn add_processing_flag(
