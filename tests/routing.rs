@@ -464,3 +464,96 @@ async fn backlog_restrictions_limit_what_an_agent_is_offered() {
     assert_eq!(r.status(), 403);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn settings_views_and_nested_tag_keys() {
+    let mut stack = Stack::new("settings").await;
+    stack.start("api").await;
+    let tag = create_tag(&stack, json!({"name": "Umzug", "sla": 8})).await;
+    put_setting(&stack, "erpApiToken", json!("s3cret")).await;
+
+    let (_, c) = stack
+        .get_json("/api/mind/settings/compact", &stack.agent_token)
+        .await;
+    assert_eq!(c["settings"]["erpApiToken"], Value::Null);
+    assert_eq!(c["settings"]["defaultSlaHours"], 16);
+    let (status, _) = stack
+        .get_json(
+            "/api/mind/settings/compact?showSecrets=true",
+            &stack.agent_token,
+        )
+        .await;
+    assert_eq!(status, 403, "agents may not ask for secrets");
+    let (_, c) = stack
+        .get_json(
+            "/api/mind/settings/compact?showSecrets=true&filterByName=erpApiToken",
+            &stack.admin_token,
+        )
+        .await;
+    assert_eq!(c["settings"], json!({"erpApiToken": "s3cret"}));
+
+    let (_, g) = stack
+        .get_json("/api/mind/settings/category/routing", &stack.agent_token)
+        .await;
+    assert_eq!(g["groups"][0]["name"], "routing");
+    let names: Vec<&str> = g["groups"][0]["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"businessHours") && !names.contains(&"erpApiToken"),
+        "{names:?}"
+    );
+    let (status, _) = stack
+        .get_json("/api/mind/settings/category/nope", &stack.agent_token)
+        .await;
+    assert_eq!(status, 404);
+    let (_, found) = stack
+        .get_json("/api/mind/settings/search?q=holidays", &stack.agent_token)
+        .await;
+    assert_eq!(found["settings"][0]["name"], "businessHours");
+
+    // The reference product's nested keys update a tag's property.
+    let (status, r) = post(
+        &stack,
+        "/api/mind/settings",
+        &stack.admin_token,
+        &json!({format!("_tag[{tag}].sla"): 4, "defaultSlaHours": 24}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/tag/{tag}"), &stack.agent_token)
+        .await;
+    assert_eq!(t["sla"], 4.0);
+    assert_eq!(t["name"], "Umzug");
+    let key = format!("_tag[{tag}].priority");
+    let (status, p) = post(
+        &stack,
+        "/api/mind/settings",
+        &stack.admin_token,
+        &json!({key.clone(): "extreme"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(p["errors"][0]["field"], key);
+    let (status, _) = post(
+        &stack,
+        "/api/mind/settings",
+        &stack.admin_token,
+        &json!({"_user[1].x": 1}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &stack,
+        "/api/mind/settings",
+        &stack.agent_token,
+        &json!({format!("_tag[{tag}].sla"): 2}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    stack.shutdown().await;
+}
