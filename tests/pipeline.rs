@@ -760,3 +760,87 @@ async fn a_message_a_hung_worker_never_finishes_is_dead_lettered_by_the_advisory
     assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 1);
     stack.shutdown().await;
 }
+
+/// The ERP mirror's look-ups and a ticket's conversation, on the demo customers.
+#[tokio::test]
+async fn customers_contracts_and_the_conversation() {
+    let mut stack = Stack::new("customers").await;
+    let demo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/local/demo.sql"
+    ))
+    .expect("demo.sql");
+    sqlx::raw_sql(&demo)
+        .execute(stack.store.pool())
+        .await
+        .expect("demo data");
+    start_all(&mut stack).await;
+    let token = stack.agent_token.clone();
+
+    let (status, c) = stack
+        .get_json("/api/mind/customer/byCustomerId/83771", &token)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(c["lastname"], "Mustermann");
+    assert_eq!(c["emailMatches"], Value::Null);
+    assert_eq!(c["contracts"][0]["id"], 746839);
+    assert_eq!(
+        c["contracts"][0]["startDate"], 1661990400,
+        "contract dates are unix seconds"
+    );
+    assert_eq!(c["contracts"][0]["productName"], "Flex 24");
+    let (_, c) = stack
+        .get_json("/api/mind/customer/byContractId/746840", &token)
+        .await;
+    assert_eq!(c["id"], 83772);
+    let (_, k) = stack.get_json("/api/mind/contract/746839", &token).await;
+    assert_eq!(k["counterNumber"], "1ESY1160669167");
+    assert_eq!(stack.get_json("/api/mind/contract/1", &token).await.0, 404);
+    assert_eq!(stack.get_json("/api/mind/contract/x", &token).await.0, 400);
+
+    let (_, found) = stack
+        .get_json("/api/mind/customer/search?q=muster", &token)
+        .await;
+    assert_eq!(found["total"], 2, "Mustermann and Musterfrau: {found}");
+    let (_, found) = stack
+        .get_json("/api/mind/customer/search?q=MUSTERMANN", &token)
+        .await;
+    assert_eq!(found["total"], 1, "{found}");
+    let (_, found) = stack
+        .get_json("/api/mind/customer/search?q=1ESY1160669167", &token)
+        .await;
+    assert_eq!(found["customers"][0]["id"], 83771);
+    // Filter values are data, never SQL.
+    let (status, found) = stack
+        .get_json(
+            "/api/mind/customer/search?q=x'%20OR%201=1;%20DROP%20TABLE%20customers;--",
+            &token,
+        )
+        .await;
+    assert_eq!((status, found["total"].clone()), (200, json!(0)));
+    assert_eq!(stack.count("SELECT count(*) FROM customers").await, 2);
+
+    let mut mail = seed_mail();
+    mail["contractId"] = json!("746839");
+    let t: Value = stack.post_ticket(&mail).await.json().await.expect("ticket");
+    let id = t["id"].as_i64().expect("id");
+    assert_eq!(t["contractId"], "746839");
+    let (_, c) = stack
+        .get_json(&format!("/api/mind/customer/byTicketId/{id}"), &token)
+        .await;
+    assert_eq!(c["id"], 83771);
+    assert_eq!(c["emailMatches"], true);
+    let (_, conv) = stack
+        .get_json(&format!("/api/mind/ticket/{id}/conversation"), &token)
+        .await;
+    assert_eq!(conv["conversation"][0]["fromName"], "Tom Mustermann");
+    assert_eq!(conv["conversation"][0]["direction"], "in");
+    assert_eq!(
+        stack
+            .get_json("/api/mind/ticket/99999/conversation", &token)
+            .await
+            .0,
+        404
+    );
+    stack.shutdown().await;
+}

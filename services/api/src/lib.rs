@@ -3,6 +3,7 @@
 //! Tickets created over HTTP travel through ingest like every other channel: the API publishes to
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
+mod customers;
 mod dlq;
 mod error;
 mod extract;
@@ -77,6 +78,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(settings::routes())
         .merge(dlq::routes())
         .merge(routing::routes())
+        .merge(customers::routes())
         .split_for_parts()
 }
 

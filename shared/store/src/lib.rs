@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod conditions;
+pub mod customers;
 pub mod dead_letters;
 pub mod reloading;
 pub mod routing;

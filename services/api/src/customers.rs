@@ -1,0 +1,175 @@
+//! Customer and contract look-ups (the ERP mirror) and a ticket's conversation.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchyard_domain::Permission;
+use switchyard_store::customers;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::tickets::parse_ticket_id;
+use crate::{ApiState, Page};
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_customers))
+        .routes(routes!(customer_by_id))
+        .routes(routes!(customer_by_contract))
+        .routes(routes!(customer_by_ticket))
+        .routes(routes!(get_contract))
+        .routes(routes!(conversation))
+}
+
+fn id_param(name: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ApiError::field(name, "must be a positive integer"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchQuery {
+    /// Customer or contract id, name, e-mail, address or meter number.
+    q: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CustomerList {
+    success: bool,
+    total: i64,
+    limit: i64,
+    offset: i64,
+    #[schema(value_type = Vec<Object>)]
+    customers: Vec<Value>,
+}
+
+/// Search customers
+#[utoipa::path(get, path = "/api/mind/customer/search", tag = "customer", params(SearchQuery, Page),
+    responses((status = 200, body = CustomerList), (status = 400, body = crate::Problem)))]
+async fn search_customers(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Query(q): Query<SearchQuery>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<CustomerList>> {
+    auth.require(Permission::ReadTickets)?;
+    let (limit, offset) = page.resolve()?;
+    let q = q.q.trim();
+    if q.chars().count() < 2 {
+        return Err(ApiError::field("q", "needs at least two characters"));
+    }
+    let mut conn = state.store.pool().acquire().await?;
+    let (customers, total) = customers::search(&mut conn, q, limit, offset).await?;
+    Ok(Json(CustomerList {
+        success: true,
+        total,
+        limit,
+        offset,
+        customers,
+    }))
+}
+
+/// Get a customer by customer id (`emailMatches` is null: there is no sender to compare)
+#[utoipa::path(get, path = "/api/mind/customer/byCustomerId/{customerId}", tag = "customer",
+    params(("customerId" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = crate::Problem)))]
+async fn customer_by_id(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = id_param("customerId", &id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    customers::by_id(&mut conn, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("customer {id}")))
+}
+
+/// Get the customer of a contract
+#[utoipa::path(get, path = "/api/mind/customer/byContractId/{contractId}", tag = "customer",
+    params(("contractId" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = crate::Problem)))]
+async fn customer_by_contract(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = id_param("contractId", &id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    customers::by_contract(&mut conn, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("contract {id}")))
+}
+
+/// Get the customer of a ticket (`emailMatches`: the sender is the customer's address on record)
+#[utoipa::path(get, path = "/api/mind/customer/byTicketId/{ticketId}", tag = "customer",
+    params(("ticketId" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = crate::Problem)))]
+async fn customer_by_ticket(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    customers::by_ticket(&mut conn, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("customer of ticket {id}")))
+}
+
+/// Get a contract
+#[utoipa::path(get, path = "/api/mind/contract/{contractId}", tag = "customer",
+    params(("contractId" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = crate::Problem)))]
+async fn get_contract(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = id_param("contractId", &id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    customers::contract(&mut conn, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("contract {id}")))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Conversation {
+    success: bool,
+    #[schema(value_type = Vec<Object>)]
+    conversation: Vec<Value>,
+}
+
+/// Get a ticket's conversation (its messages, oldest first)
+#[utoipa::path(get, path = "/api/mind/ticket/{ticketId}/conversation", tag = "ticket",
+    params(("ticketId" = i64, Path)), responses((status = 200, body = Conversation), (status = 404, body = crate::Problem)))]
+async fn conversation(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Conversation>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let messages = customers::conversation(&mut conn, id).await?;
+    if messages.is_empty()
+        && switchyard_store::tickets::processing_flags(&mut conn, id)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::NotFound(format!("ticket {id}")));
+    }
+    Ok(Json(Conversation {
+        success: true,
+        conversation: messages,
+    }))
+}
