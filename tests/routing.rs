@@ -274,11 +274,36 @@ async fn ordering_modes_pings_follow_ups_and_closed_tickets() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(p["workedOnBy"].as_array().map(Vec::len), Some(1));
-    sqlx::query("UPDATE tickets SET status = 'closed' WHERE id = $1")
-        .bind(b)
-        .execute(stack.store.pool())
+    // An agent closes b through the API; bad fields are named.
+    let patch = |body: Value| {
+        stack
+            .http()
+            .patch(stack.url(&format!("/api/mind/ticket/{b}")))
+            .bearer_auth(&other)
+            .json(&body)
+            .send()
+    };
+    let r = patch(json!({"customerLegitimation": 20}))
         .await
-        .expect("close");
+        .expect("PATCH");
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["errors"][0]["field"], "customerLegitimation");
+    assert_eq!(
+        patch(json!({"colour": "red"}))
+            .await
+            .expect("PATCH")
+            .status(),
+        400
+    );
+    let r = patch(json!({"status": "closed", "additionalData": {"closedBy": "test"}}))
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 200);
+    let closed: Value = r.json().await.expect("ticket");
+    assert_eq!(closed["ticket"]["status"], "closed");
+    assert!(closed["ticket"]["closedAt"].is_string());
+    assert_eq!(closed["ticket"]["additionalData"]["closedBy"], "test");
     assert_eq!(get_latest(&stack, &token).await, Some(c));
     assert_eq!(
         get_latest(&stack, &token).await,

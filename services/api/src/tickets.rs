@@ -19,7 +19,7 @@ use crate::ApiState;
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_ticket))
-        .routes(routes!(get_ticket))
+        .routes(routes!(get_ticket, update_ticket))
         .routes(routes!(ticket_activity))
 }
 
@@ -312,6 +312,138 @@ async fn get_ticket(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
     Ok(Json(t))
+}
+
+/// Body of `PATCH /api/mind/ticket/{ticketId}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTicket {
+    pub status: Option<TicketStatus>,
+    pub priority: Option<Priority>,
+    /// `auto_spam`, `auto_programmatic`, `manual_spam`, `auto_clean`, `manual_clean`.
+    pub spam_status: Option<String>,
+    /// 30 (confirmed by an agent) or 40 (stricter verification).
+    pub customer_legitimation: Option<i32>,
+    /// Accepted as a string or a number.
+    pub contract_id: Option<Value>,
+    /// Merged into the ticket's additionalData; a key set to null is removed.
+    pub additional_data: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Updated {
+    success: bool,
+    ticket: Ticket,
+}
+
+/// Update a ticket
+///
+/// Changes status, priority, spam status, the contract, the customer's legitimation (30/40 by
+/// an agent) or additional data; recorded in the audit log with the user, announced as
+/// `events.TicketUpdated`. A ticket closed here is never handed out by getLatest.
+#[utoipa::path(
+    patch,
+    path = "/api/mind/ticket/{ticketId}",
+    tag = "ticket",
+    params(("ticketId" = i64, Path, description = "Ticket id")),
+    request_body = UpdateTicket,
+    responses(
+        (status = 200, description = "The updated ticket", body = Updated),
+        (status = 400, description = "Invalid fields", body = crate::Problem),
+        (status = 403, description = "Missing updateTickets", body = crate::Problem),
+        (status = 404, description = "No such ticket", body = crate::Problem),
+    )
+)]
+async fn update_ticket(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateTicket>,
+) -> ApiResult<Json<Updated>> {
+    let user = auth.require(Permission::UpdateTickets)?;
+    let id = parse_ticket_id(&ticket_id)?;
+    const SPAM: [&str; 5] = [
+        "auto_spam",
+        "auto_programmatic",
+        "manual_spam",
+        "auto_clean",
+        "manual_clean",
+    ];
+    if body
+        .spam_status
+        .as_deref()
+        .is_some_and(|s| !SPAM.contains(&s))
+    {
+        return Err(ApiError::field(
+            "spamStatus",
+            format!("must be one of {}", SPAM.join(", ")),
+        ));
+    }
+    if body
+        .customer_legitimation
+        .is_some_and(|l| l != 30 && l != 40)
+    {
+        return Err(ApiError::field(
+            "customerLegitimation",
+            "an agent sets 30 or 40",
+        ));
+    }
+    if body
+        .additional_data
+        .as_ref()
+        .is_some_and(|d| !d.is_object())
+    {
+        return Err(ApiError::field("additionalData", "must be an object"));
+    }
+    let contract_id = match &body.contract_id {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .filter(|c| *c > 0)
+                .ok_or_else(|| ApiError::field("contractId", "must be a numeric id"))?,
+        ),
+    };
+    let patch = tickets::TicketPatch {
+        status: body.status,
+        priority: body.priority,
+        spam_status: body.spam_status,
+        customer_legitimation: body.customer_legitimation,
+        contract_id,
+        additional_data: body.additional_data,
+        ..Default::default()
+    };
+    if patch.is_empty() {
+        return Err(ApiError::field("body", "nothing to change"));
+    }
+    let mut tx = state.store.begin().await?;
+    if let Some(c) = contract_id {
+        if switchyard_store::customers::contract(&mut tx, c)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::field("contractId", "no such contract"));
+        }
+    }
+    tickets::apply_patch(&mut tx, id, &patch, &user.actor()).await?;
+    let ticket = tickets::load(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    tx.commit().await?;
+    let event = json!({"event": "TicketUpdated", "ticketId": id,
+                       "data": {"ticketId": id, "changes": patch, "by": user.actor()}});
+    let msg_id = format!("TicketUpdated:{id}:{}", uuid::Uuid::now_v7());
+    if let Err(e) = state
+        .bus
+        .publish_json("events.TicketUpdated", &msg_id, &event)
+        .await
+    {
+        tracing::warn!(error = %e, ticket_id = id, "TicketUpdated not published");
+    }
+    Ok(Json(Updated {
+        success: true,
+        ticket,
+    }))
 }
 
 pub(crate) fn parse_ticket_id(s: &str) -> Result<i64, ApiError> {

@@ -166,6 +166,15 @@ pub struct TicketPatch {
     pub due_by: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_response_due_by: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spam_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_legitimation: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<i64>,
+    /// Merged into the ticket's `additionalData` (keys set to null are removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_data: Option<Value>,
 }
 
 impl TicketPatch {
@@ -218,6 +227,23 @@ pub async fn apply_patch(
     }
     if let Some(v) = patch.first_response_due_by {
         q.push(", first_response_due_by = ").push_bind(v);
+    }
+    if let Some(v) = &patch.spam_status {
+        q.push(", spam_status = ").push_bind(v);
+    }
+    if let Some(v) = patch.customer_legitimation {
+        q.push(", customer_legitimation = ").push_bind(v);
+    }
+    if let Some(v) = patch.contract_id {
+        q.push(", contract_id = ").push_bind(v);
+        q.push(", customer_id = (SELECT customer_id FROM contracts WHERE id = ")
+            .push_bind(v)
+            .push(")");
+    }
+    if let Some(v) = &patch.additional_data {
+        q.push(", additional_data = jsonb_strip_nulls(additional_data || ")
+            .push_bind(v)
+            .push(")");
     }
     q.push(" WHERE id = ").push_bind(ticket_id);
     q.push(
