@@ -844,3 +844,121 @@ async fn customers_contracts_and_the_conversation() {
     );
     stack.shutdown().await;
 }
+
+/// `POST /api/mind/ticket/search`: the filter language, and SQL injection strings in every
+/// filter come back as data or a 4xx.
+#[tokio::test]
+async fn ticket_search_filters_and_injection_strings() {
+    let mut stack = Stack::new("search").await;
+    start_all(&mut stack).await;
+    let mut ids = Vec::new();
+    for (channel, from, subject) in [
+        ("email", "anna@example.org", "Zählerstand März"),
+        ("email", "bernd@example.org", "Umzug nach Berlin"),
+        ("chat", "carla@example.org", "Abschlag senken"),
+    ] {
+        let t: Value = stack
+            .post_ticket(
+                &json!({"channel": channel, "from": from, "subject": subject, "body": "Hallo"}),
+            )
+            .await
+            .json()
+            .await
+            .expect("ticket");
+        ids.push(t["id"].as_i64().expect("id"));
+    }
+    let search = |body: Value| {
+        let stack = &stack;
+        async move {
+            let r = stack
+                .http()
+                .post(stack.url("/api/mind/ticket/search"))
+                .bearer_auth(&stack.agent_token)
+                .json(&body)
+                .send()
+                .await
+                .expect("search");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let total = |v: &Value| v["total"].as_i64().unwrap_or(-1);
+
+    let (s, r) =
+        search(json!({"filters": [{"key": "t.channel", "comparator": "=", "value": "chat"}]}))
+            .await;
+    assert_eq!((s, total(&r)), (200, 1), "{r}");
+    assert_eq!(r["tickets"][0]["subject"], "Abschlag senken");
+    assert!(
+        r["tickets"][0].get("body").is_none(),
+        "compact tickets carry no body"
+    );
+    let (_, r) = search(
+        json!({"filters": [{"key": "t.channel", "comparator": "in", "values": ["email", "chat"]}],
+                               "orderByField": "t.id", "orderByDirection": "asc"}),
+    )
+    .await;
+    let got: Vec<i64> = r["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .filter_map(|t| t["id"].as_i64())
+        .collect();
+    assert_eq!(got, ids);
+    let (_, r) = search(json!({"filters": [{"key": "t.createdAt", "comparator": "between",
+                                             "from": "2020-01-01 00:00:00", "to": "2099-01-01T00:00:00Z"}]})).await;
+    assert_eq!(total(&r), 3);
+    let (_, r) = search(json!({"q": "umzug berlin"})).await;
+    assert_eq!(total(&r), 1);
+    let (_, r) = search(json!({"filters": [{"key": "t.from", "comparator": "like", "value": "example.org"}], "limit": 2})).await;
+    assert_eq!(
+        (total(&r), r["tickets"].as_array().map(Vec::len)),
+        (3, Some(2))
+    );
+
+    let (s, r) =
+        search(json!({"filters": [{"key": "t.nope", "comparator": "=", "value": 1}]})).await;
+    assert_eq!(
+        (s, r["errors"][0]["field"].clone()),
+        (400, json!("filters[0].key"))
+    );
+    let (s, r) =
+        search(json!({"filters": [{"key": "t.status", "comparator": "=", "value": "gone"}]})).await;
+    assert_eq!(
+        (s, r["errors"][0]["field"].clone()),
+        (400, json!("filters[0].value"))
+    );
+
+    let evil = "x' OR '1'='1'; DROP TABLE tickets; --";
+    for (key, comparator) in [
+        ("t.from", "="),
+        ("t.spamStatus", "!="),
+        ("t.languageCode", "like"),
+        ("t.from", "in"),
+    ] {
+        let f = if comparator == "in" {
+            json!({"key": key, "comparator": comparator, "values": [evil]})
+        } else {
+            json!({"key": key, "comparator": comparator, "value": evil})
+        };
+        let (s, r) = search(json!({"filters": [f]})).await;
+        let expected = if comparator == "!=" { 3 } else { 0 };
+        assert_eq!((s, total(&r)), (200, expected), "{key} {comparator}: {r}");
+    }
+    for f in [
+        json!({"key": "t.status", "comparator": "=", "value": evil}),
+        json!({"key": "t.agentId", "comparator": "=", "value": evil}),
+        json!({"key": "t.createdAt", "comparator": ">", "value": evil}),
+        json!({"key": "tt.tagId", "comparator": "in", "values": [evil]}),
+        json!({"key": evil, "comparator": "=", "value": 1}),
+        json!({"key": "t.from", "comparator": evil, "value": 1}),
+    ] {
+        let (s, _) = search(json!({"filters": [f.clone()]})).await;
+        assert_eq!(s, 400, "{f}");
+    }
+    assert_eq!(search(json!({"q": evil})).await.0, 200);
+    assert_eq!(search(json!({"orderByField": evil})).await.0, 400);
+    assert_eq!(search(json!({"orderByDirection": evil})).await.0, 400);
+    assert_eq!(stack.count("SELECT count(*) FROM tickets").await, 3);
+    stack.shutdown().await;
+}

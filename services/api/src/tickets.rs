@@ -20,6 +20,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_ticket))
         .routes(routes!(get_ticket, update_ticket))
+        .routes(routes!(search_tickets))
         .routes(routes!(ticket_activity))
 }
 
@@ -443,6 +444,53 @@ async fn update_ticket(
     Ok(Json(Updated {
         success: true,
         ticket,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct SearchResult {
+    success: bool,
+    /// Compact tickets: no bodies, attachments or template.
+    #[schema(value_type = Vec<Object>)]
+    tickets: Vec<Value>,
+    total: i64,
+    offset: i64,
+    limit: i64,
+}
+
+/// Get a list of tickets
+///
+/// Filters `[{key, comparator, value | values | from, to}]` over `t.status`, `t.channel`,
+/// `t.direction`, `t.priority`, `t.createdAt`, `t.modifiedAt`, `t.dueBy`, `t.lastMessageAt`,
+/// `t.lastCustomerMessageAt`, `t.agentId`, `t.contractId`, `t.customerId`, `t.aiSupportLevel`,
+/// `t.spamStatus`, `t.sentiment`, `t.from`, `t.languageCode`, `t.subchannelId`, `t.id`,
+/// `tt.tagId`, `i.aiAgentId`; comparators `= != > < >= <= in between like`; `q` for words;
+/// ordering and `limit`/`offset`.
+#[utoipa::path(
+    post,
+    path = "/api/mind/ticket/search",
+    tag = "ticket",
+    request_body = switchyard_store::search::SearchRequest,
+    responses(
+        (status = 200, description = "Matching tickets", body = SearchResult),
+        (status = 400, description = "Invalid filter", body = crate::Problem),
+    )
+)]
+async fn search_tickets(
+    State(state): State<ApiState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<switchyard_store::search::SearchRequest>,
+) -> ApiResult<Json<SearchResult>> {
+    auth.require(Permission::ReadTickets)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let (tickets, total, limit, offset) =
+        switchyard_store::search::search(&mut conn, &body).await?;
+    Ok(Json(SearchResult {
+        success: true,
+        tickets,
+        total,
+        offset,
+        limit,
     }))
 }
 

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod dead_letters;
 pub mod reloading;
 pub mod routing;
+pub mod search;
 pub mod settings;
 pub mod stage_runs;
 pub mod tickets;
