@@ -27,6 +27,7 @@ pub struct Config {
     pub overdue_scan: Duration,
     /// How often the API recomputes the ticket statistics snapshot.
     pub stats_refresh: Duration,
+    pub secure_cookies: bool,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -79,6 +80,7 @@ impl Config {
             api_reply_timeout: Duration::from_millis(parsed("API_REPLY_TIMEOUT_MS", "5000")?),
             overdue_scan: Duration::from_secs(parsed("OVERDUE_SCAN_SECS", "30")?),
             stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
+            secure_cookies: parsed("COOKIE_SECURE", "false")?,
         })
     }
 }

@@ -210,6 +210,8 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             settings: settings.clone(),
             waiters: switchyard_api::Waiters::start(bus.client()).await?,
             auth_cache: switchyard_api::AuthCache::new(Duration::from_secs(5)),
+            login_limiter: switchyard_api::LoginLimiter::default(),
+            secure_cookies: cfg.secure_cookies,
             stats: {
                 let store = store.clone();
                 Reloading::start("ticket stats", cfg.stats_refresh, move || {

@@ -487,7 +487,7 @@ async fn authentication_roles_and_field_errors() {
     );
     let (_, s) = stack
         .get_json(
-            "/api/mind/settings?names=erpApiToken,defaultSlaHours",
+            "/api/mind/settings?names=erpApiToken,defaultSlaHours&showSecrets=true",
             &stack.admin_token,
         )
         .await;
@@ -547,6 +547,119 @@ async fn authentication_roles_and_field_errors() {
         .get_json("/api/mind/ticket/999999", &stack.admin_token)
         .await;
     assert_eq!(status, 404);
+
+    // Passwords and cookie sessions; failed logins are rate-limited.
+    let agent_id = stack
+        .count("SELECT id FROM users WHERE email = 'agent@test'")
+        .await;
+    let admin_id = stack
+        .count("SELECT id FROM users WHERE email = 'admin@test'")
+        .await;
+    let set_pw = |id: i64, token: &str, pw: &str| {
+        http.put(stack.url(&format!("/api/mind/user/{id}/password")))
+            .bearer_auth(token.to_owned())
+            .json(&json!({"password": pw}))
+            .send()
+    };
+    assert_eq!(
+        set_pw(agent_id, &stack.agent_token, "short")
+            .await
+            .expect("PUT")
+            .status(),
+        400
+    );
+    assert_eq!(
+        set_pw(admin_id, &stack.agent_token, "correct horse battery")
+            .await
+            .expect("PUT")
+            .status(),
+        403
+    );
+    assert_eq!(
+        set_pw(agent_id, &stack.agent_token, "correct horse battery")
+            .await
+            .expect("PUT")
+            .status(),
+        200
+    );
+    assert_eq!(
+        set_pw(admin_id, &stack.admin_token, "staple battery horse")
+            .await
+            .expect("PUT")
+            .status(),
+        200
+    );
+    let login = |email: &str, pw: &str| {
+        http.post(stack.url("/api/mind/auth/login"))
+            .json(&json!({"email": email, "password": pw}))
+            .send()
+    };
+    let r = login("agent@test", "correct horse battery")
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.starts_with("connect.sid=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let with_cookie = || {
+        http.get(stack.url("/api/mind/settings"))
+            .header("cookie", session.clone())
+            .send()
+    };
+    assert_eq!(with_cookie().await.expect("GET").status(), 200);
+    let r = http
+        .put(stack.url("/api/mind/settings/defaultSlaHours"))
+        .header("cookie", session.clone())
+        .json(&json!(12))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), 403, "a session has its user's role");
+    let r = http
+        .post(stack.url("/api/mind/auth/logout"))
+        .header("cookie", session.clone())
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        with_cookie().await.expect("GET").status(),
+        401,
+        "logged out"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            login("admin@test", "wrong password!")
+                .await
+                .expect("login")
+                .status(),
+            401
+        );
+    }
+    let r = login("admin@test", "staple battery horse")
+        .await
+        .expect("login");
+    assert_eq!(
+        r.status(),
+        429,
+        "even the right password waits after five failures"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        login("nobody@test", "whatever you like")
+            .await
+            .expect("login")
+            .status(),
+        401
+    );
 
     // The OpenAPI document lists what is served.
     let (status, doc) = stack

@@ -13,7 +13,7 @@ use switchyard_store::auth::{self, AuthUser};
 use crate::error::{ApiError, FieldError};
 use crate::ApiState;
 
-/// The caller, authenticated by `Authorization: Bearer <token>`.
+/// The caller, authenticated by `Authorization: Bearer <token>` or the session cookie.
 pub struct Auth(pub AuthUser);
 
 impl Auth {
@@ -36,7 +36,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = ApiState::from_ref(state);
-        let token = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -46,15 +46,25 @@ where
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
-        let user = match state.auth_cache.get(token) {
+            .map(str::to_owned);
+        let (token, is_session) = match bearer {
+            Some(t) => (t, false),
+            None => (
+                crate::auth::session_token(&parts.headers).ok_or(ApiError::Unauthorized)?,
+                true,
+            ),
+        };
+        let user = match state.auth_cache.get(&token) {
             Some(user) => user,
             None => {
                 let mut conn = state.store.pool().acquire().await?;
-                let user = auth::authenticate(&mut conn, token)
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
-                state.auth_cache.put(token, user.clone());
+                let user = if is_session {
+                    auth::session_user(&mut conn, &token).await?
+                } else {
+                    auth::authenticate(&mut conn, &token).await?
+                }
+                .ok_or(ApiError::Unauthorized)?;
+                state.auth_cache.put(&token, user.clone());
                 user
             }
         };
@@ -133,6 +143,13 @@ impl AuthCache {
             .get(&key)
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(u, _)| u.clone())
+    }
+
+    /// Drops a token at once (logout): no grace period for a session that was ended.
+    pub fn forget(&self, token: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&auth::hash_token(token));
+        }
     }
 
     fn put(&self, token: &str, user: AuthUser) {

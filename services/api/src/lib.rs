@@ -3,6 +3,7 @@
 //! Tickets created over HTTP travel through ingest like every other channel: the API publishes to
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
+mod auth;
 mod customers;
 mod dlq;
 mod error;
@@ -12,6 +13,7 @@ mod settings;
 mod tickets;
 mod waiters;
 
+pub use auth::LoginLimiter;
 pub use error::{ApiError, Problem};
 pub use extract::AuthCache;
 pub use routing::compute_stats;
@@ -41,6 +43,9 @@ pub struct ApiState {
     pub settings: SettingsCache,
     pub waiters: Waiters,
     pub auth_cache: AuthCache,
+    pub login_limiter: auth::LoginLimiter,
+    /// Mark the session cookie `Secure` (behind TLS).
+    pub secure_cookies: bool,
     /// Ticket statistics, recomputed in the background.
     pub stats: switchyard_store::reloading::Reloading<serde_json::Value>,
     /// How long `POST /ticket` waits for ingest before answering 202.
@@ -79,6 +84,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(dlq::routes())
         .merge(routing::routes())
         .merge(customers::routes())
+        .merge(auth::routes())
         .split_for_parts()
 }
 
@@ -113,9 +119,12 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "API listening");
     health.set_ready(true);
-    axum::serve(listener, app(state, health))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        app(state, health).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

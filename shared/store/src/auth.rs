@@ -109,6 +109,122 @@ pub async fn ensure_admin(conn: &mut PgConnection) -> Result<Option<String>> {
     Ok(Some(create_token(conn, id, "local admin").await?))
 }
 
+/// Sets a user's password (argon2id, salted). Passwords shorter than 10 characters are refused.
+pub async fn set_password(conn: &mut PgConnection, user_id: i64, password: &str) -> Result<()> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    if password.chars().count() < 10 {
+        return Err(StoreError::invalid(
+            "password",
+            "needs at least 10 characters",
+        ));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| StoreError::invalid("password", e.to_string()))?
+        .to_string();
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("user {user_id}")));
+    }
+    Ok(())
+}
+
+/// The user whose e-mail and password match. The hash is verified even for an unknown e-mail
+/// (against a fixed dummy), so the answer time does not tell which e-mails exist.
+pub async fn check_password(
+    conn: &mut PgConnection,
+    email: &str,
+    password: &str,
+) -> Result<Option<AuthUser>> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let row: Option<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, email, role, password_hash FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(conn)
+    .await?;
+    let stored = row
+        .as_ref()
+        .and_then(|r| r.3.clone())
+        .unwrap_or_else(|| dummy_hash().to_owned());
+    let ok = PasswordHash::new(&stored)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    match row {
+        Some((id, email, role, Some(_))) if ok => {
+            let role = Role::parse(&role).ok_or_else(|| StoreError::invalid("role", role))?;
+            Ok(Some(AuthUser { id, email, role }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Opens a session for a user; returns the session token (for the cookie only).
+pub async fn create_session(
+    conn: &mut PgConnection,
+    user_id: i64,
+    ttl_secs: i64,
+) -> Result<String> {
+    let token = generate_token();
+    sqlx::query(
+        "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(user_id)
+    .bind(hash_token(&token))
+    .bind(ttl_secs as f64)
+    .execute(conn)
+    .await?;
+    Ok(token)
+}
+
+/// The user of a live session.
+pub async fn session_user(conn: &mut PgConnection, token: &str) -> Result<Option<AuthUser>> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.email, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+    )
+    .bind(hash_token(token))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|(id, email, role)| {
+        let role = Role::parse(&role).ok_or_else(|| StoreError::invalid("role", role))?;
+        Ok(AuthUser { id, email, role })
+    })
+    .transpose()
+}
+
+pub async fn revoke_session(conn: &mut PgConnection, token: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_token(token))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A real argon2 hash of nothing anyone knows, verified against for unknown e-mails.
+fn dummy_hash() -> &'static str {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2::Argon2::default()
+            .hash_password(generate_token().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
