@@ -955,6 +955,62 @@ async fn customers_contracts_and_the_conversation() {
             .0,
         404
     );
+
+    // History: the customer's other tickets; variables: what conditions can refer to.
+    let t2: Value = stack.post_ticket(&mail).await.json().await.expect("ticket");
+    let id2 = t2["id"].as_i64().expect("id");
+    let (_, h) = stack
+        .get_json(&format!("/api/mind/ticket/{id}/history"), &token)
+        .await;
+    assert_eq!(
+        (h["total"].clone(), h["history"][0]["id"].clone()),
+        (json!(1), json!(id2)),
+        "{h}"
+    );
+    assert_eq!(h["totalOpenedTickets"], 1);
+    let (_, v) = stack
+        .get_json(&format!("/api/mind/ticket/{id}/variables"), &token)
+        .await;
+    assert_eq!(v["variables"]["contract"]["energy"], "electricity");
+    assert_eq!(v["variables"]["ticket"]["channel"], "email");
+    assert_eq!(
+        v["variables"]["settings"]["erpApiToken"],
+        Value::Null,
+        "no secrets: {v}"
+    );
+
+    // Bulk update: all or none, bad fields named with their index.
+    let bulk = |body: Value| {
+        stack
+            .http()
+            .patch(stack.url("/api/mind/ticket"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let r = bulk(json!([{"id": id, "priority": "high"}, {"id": id2, "customerLegitimation": 5}]))
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.expect("problem");
+    assert_eq!(p["errors"][0]["field"], "[1].customerLegitimation");
+    let r = bulk(json!([{"id": id, "priority": "high"}, {"id": 999999, "priority": "high"}]))
+        .await
+        .expect("PATCH");
+    assert_eq!(r.status(), 404);
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &token)
+        .await;
+    assert_eq!(t["priority"], "medium", "nothing applied when one fails");
+    let r = bulk(json!([{"id": id, "priority": "high"}, {"id": id2, "priority": "high", "status": "pending"}])).await.expect("PATCH");
+    assert_eq!(r.status(), 200);
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id2}"), &token)
+        .await;
+    assert_eq!(
+        (t["priority"].clone(), t["status"].clone()),
+        (json!("high"), json!("pending"))
+    );
     stack.shutdown().await;
 }
 

@@ -20,6 +20,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_ticket))
         .routes(routes!(get_ticket, update_ticket))
+        .routes(routes!(bulk_update))
+        .routes(routes!(ticket_history))
+        .routes(routes!(ticket_variables))
         .routes(routes!(search_tickets))
         .routes(routes!(ticket_activity))
 }
@@ -363,76 +366,111 @@ async fn update_ticket(
 ) -> ApiResult<Json<Updated>> {
     let user = auth.require(Permission::UpdateTickets)?;
     let id = parse_ticket_id(&ticket_id)?;
-    const SPAM: [&str; 5] = [
-        "auto_spam",
-        "auto_programmatic",
-        "manual_spam",
-        "auto_clean",
-        "manual_clean",
-    ];
-    if body
-        .spam_status
-        .as_deref()
-        .is_some_and(|s| !SPAM.contains(&s))
-    {
-        return Err(ApiError::field(
-            "spamStatus",
-            format!("must be one of {}", SPAM.join(", ")),
-        ));
-    }
-    if body
-        .customer_legitimation
-        .is_some_and(|l| l != 30 && l != 40)
-    {
-        return Err(ApiError::field(
-            "customerLegitimation",
-            "an agent sets 30 or 40",
-        ));
-    }
-    if body
-        .additional_data
-        .as_ref()
-        .is_some_and(|d| !d.is_object())
-    {
-        return Err(ApiError::field("additionalData", "must be an object"));
-    }
-    let contract_id = match &body.contract_id {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .filter(|c| *c > 0)
-                .ok_or_else(|| ApiError::field("contractId", "must be a numeric id"))?,
-        ),
-    };
-    let patch = tickets::TicketPatch {
-        status: body.status,
-        priority: body.priority,
-        spam_status: body.spam_status,
-        customer_legitimation: body.customer_legitimation,
-        contract_id,
-        additional_data: body.additional_data,
-        ..Default::default()
-    };
-    if patch.is_empty() {
-        return Err(ApiError::field("body", "nothing to change"));
-    }
+    let patch = body.into_patch("")?;
     let mut tx = state.store.begin().await?;
-    if let Some(c) = contract_id {
-        if switchyard_store::customers::contract(&mut tx, c)
+    let ticket = apply_update(&mut tx, id, &patch, &user.actor(), "").await?;
+    tx.commit().await?;
+    announce_update(&state, id, &patch, &user.actor()).await;
+    Ok(Json(Updated {
+        success: true,
+        ticket,
+    }))
+}
+
+impl UpdateTicket {
+    /// Validates the fields (`prefix` names them in a bulk request, e.g. `[2].`).
+    fn into_patch(self, prefix: &str) -> Result<tickets::TicketPatch, ApiError> {
+        const SPAM: [&str; 5] = [
+            "auto_spam",
+            "auto_programmatic",
+            "manual_spam",
+            "auto_clean",
+            "manual_clean",
+        ];
+        let field = |f: &str| format!("{prefix}{f}");
+        if self
+            .spam_status
+            .as_deref()
+            .is_some_and(|s| !SPAM.contains(&s))
+        {
+            return Err(ApiError::field(
+                &field("spamStatus"),
+                format!("must be one of {}", SPAM.join(", ")),
+            ));
+        }
+        if self
+            .customer_legitimation
+            .is_some_and(|l| l != 30 && l != 40)
+        {
+            return Err(ApiError::field(
+                &field("customerLegitimation"),
+                "an agent sets 30 or 40",
+            ));
+        }
+        if self
+            .additional_data
+            .as_ref()
+            .is_some_and(|d| !d.is_object())
+        {
+            return Err(ApiError::field(
+                &field("additionalData"),
+                "must be an object",
+            ));
+        }
+        let contract_id = match &self.contract_id {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| ApiError::field(&field("contractId"), "must be a numeric id"))?,
+            ),
+        };
+        let patch = tickets::TicketPatch {
+            status: self.status,
+            priority: self.priority,
+            spam_status: self.spam_status,
+            customer_legitimation: self.customer_legitimation,
+            contract_id,
+            additional_data: self.additional_data,
+            ..Default::default()
+        };
+        if patch.is_empty() {
+            return Err(ApiError::field(&field("body"), "nothing to change"));
+        }
+        Ok(patch)
+    }
+}
+
+/// Applies a validated patch in the caller's transaction and returns the updated ticket.
+async fn apply_update(
+    conn: &mut switchyard_store::PgConnection,
+    id: i64,
+    patch: &tickets::TicketPatch,
+    actor: &str,
+    prefix: &str,
+) -> ApiResult<Ticket> {
+    if let Some(c) = patch.contract_id {
+        if switchyard_store::customers::contract(&mut *conn, c)
             .await?
             .is_none()
         {
-            return Err(ApiError::field("contractId", "no such contract"));
+            return Err(ApiError::field(
+                &format!("{prefix}contractId"),
+                "no such contract",
+            ));
         }
     }
-    tickets::apply_patch(&mut tx, id, &patch, &user.actor()).await?;
-    let ticket = tickets::load(&mut tx, id)
+    tickets::apply_patch(&mut *conn, id, patch, actor).await?;
+    tickets::load(conn, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
-    tx.commit().await?;
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))
+}
+
+/// `events.TicketUpdated`, after the commit.
+async fn announce_update(state: &ApiState, id: i64, patch: &tickets::TicketPatch, actor: &str) {
     let event = json!({"event": "TicketUpdated", "ticketId": id,
-                       "data": {"ticketId": id, "changes": patch, "by": user.actor()}});
+                       "data": {"ticketId": id, "changes": patch, "by": actor}});
     let msg_id = format!("TicketUpdated:{id}:{}", uuid::Uuid::now_v7());
     if let Err(e) = state
         .bus
@@ -441,9 +479,153 @@ async fn update_ticket(
     {
         tracing::warn!(error = %e, ticket_id = id, "TicketUpdated not published");
     }
-    Ok(Json(Updated {
+}
+
+/// One element of `PATCH /api/mind/ticket`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkUpdate {
+    pub id: i64,
+    #[serde(flatten)]
+    pub changes: UpdateTicket,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BulkUpdated {
+    success: bool,
+    /// The updated tickets' ids.
+    updated: Vec<i64>,
+}
+
+/// Update a few tickets at once
+///
+/// An array of partial tickets with their `id`; all are validated first and applied in one
+/// transaction (all or none).
+#[utoipa::path(
+    patch,
+    path = "/api/mind/ticket",
+    tag = "ticket",
+    request_body = Vec<BulkUpdate>,
+    responses(
+        (status = 200, description = "Updated", body = BulkUpdated),
+        (status = 400, description = "Invalid fields, named with their index", body = crate::Problem),
+        (status = 404, description = "A ticket does not exist", body = crate::Problem),
+    )
+)]
+async fn bulk_update(
+    State(state): State<ApiState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<Vec<BulkUpdate>>,
+) -> ApiResult<Json<BulkUpdated>> {
+    let user = auth.require(Permission::UpdateTickets)?;
+    if body.is_empty() || body.len() > 1000 {
+        return Err(ApiError::field("body", "send 1 to 1000 tickets"));
+    }
+    let patches = body
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Ok((b.id, b.changes.into_patch(&format!("[{i}]."))?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let mut tx = state.store.begin().await?;
+    for (i, (id, patch)) in patches.iter().enumerate() {
+        apply_update(&mut tx, *id, patch, &user.actor(), &format!("[{i}].")).await?;
+    }
+    tx.commit().await?;
+    for (id, patch) in &patches {
+        announce_update(&state, *id, patch, &user.actor()).await;
+    }
+    Ok(Json(BulkUpdated {
         success: true,
-        ticket,
+        updated: patches.iter().map(|(id, _)| *id).collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    success: bool,
+    total: i64,
+    total_opened_tickets: i64,
+    #[schema(value_type = Vec<Object>)]
+    history: Vec<Value>,
+}
+
+/// Get a ticket's history
+///
+/// The other tickets of the same customer (or contract), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/mind/ticket/{ticketId}/history",
+    tag = "ticket",
+    params(("ticketId" = i64, Path, description = "Ticket id"), crate::Page),
+    responses((status = 200, body = History), (status = 404, body = crate::Problem))
+)]
+async fn ticket_history(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+    Query(page): Query<crate::Page>,
+) -> ApiResult<Json<History>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&ticket_id)?;
+    let (limit, offset) = page.resolve()?;
+    let mut conn = state.store.pool().acquire().await?;
+    let (history, total, open) = tickets::history(&mut conn, id, limit, offset)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("ticket {id}")))?;
+    Ok(Json(History {
+        success: true,
+        total,
+        total_opened_tickets: open,
+        history,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Variables {
+    success: bool,
+    /// What each parameter source resolves to for this ticket: `ticket`, `customer`,
+    /// `contract`, `settings` (non-secret).
+    #[schema(value_type = Object)]
+    variables: Value,
+}
+
+/// Get ticket variables
+///
+/// What conditions and templates can refer to for this ticket, by source, with the values they
+/// resolve to now (e.g. `contract.energy`, `ticket.channel`).
+#[utoipa::path(
+    get,
+    path = "/api/mind/ticket/{ticketId}/variables",
+    tag = "ticket",
+    params(("ticketId" = i64, Path, description = "Ticket id")),
+    responses((status = 200, body = Variables), (status = 404, body = crate::Problem))
+)]
+async fn ticket_variables(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+) -> ApiResult<Json<Variables>> {
+    auth.require(Permission::ReadTickets)?;
+    let id = parse_ticket_id(&ticket_id)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let facts = switchyard_store::routing::routing_facts(&mut conn, id).await?;
+    let settings: serde_json::Map<String, Value> =
+        switchyard_store::settings::list(&mut conn, false)
+            .await?
+            .into_iter()
+            .filter(|s| !s.secret)
+            .map(|s| (s.name.to_owned(), s.value))
+            .collect();
+    Ok(Json(Variables {
+        success: true,
+        variables: json!({
+            "ticket": facts.ticket,
+            "customer": facts.customer,
+            "contract": facts.contract,
+            "intents": facts.intent_codes,
+            "settings": settings,
+        }),
     }))
 }
 

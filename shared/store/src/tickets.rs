@@ -530,3 +530,46 @@ pub async fn open_count(conn: &mut PgConnection, channel: &str) -> Result<i64> {
             .await?,
     )
 }
+
+/// The other tickets of the ticket's customer (or contract), newest first: the history page,
+/// its size, and how many of them are not closed. `None` if there is no such ticket.
+pub async fn history(
+    conn: &mut PgConnection,
+    ticket_id: i64,
+    limit: i64,
+    offset: i64,
+) -> Result<Option<(Vec<Value>, i64, i64)>> {
+    let owner: Option<(Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT customer_id, contract_id FROM tickets WHERE id = $1")
+            .bind(ticket_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((customer, contract)) = owner else {
+        return Ok(None);
+    };
+    let same = "t.id <> $1 AND (($2::bigint IS NOT NULL AND t.customer_id = $2)
+                               OR ($3::bigint IS NOT NULL AND t.contract_id = $3))";
+    let (total, open): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE t.status NOT IN ('closed', 'resolved')) FROM tickets t WHERE {same}"
+    ))
+    .bind(ticket_id)
+    .bind(customer)
+    .bind(contract)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = sqlx::query_scalar(&format!(
+        "SELECT jsonb_build_object('id', t.id, 'type', 'ticket', 'channel', t.channel,
+                'subChannel', t.subchannel_id, 'status', t.status, 'subject', t.subject,
+                'url', '/api/mind/ticket/' || t.id,
+                'createdAt', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))
+           FROM tickets t WHERE {same} ORDER BY t.created_at DESC, t.id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(ticket_id)
+    .bind(customer)
+    .bind(contract)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?;
+    Ok(Some((rows, total, open)))
+}
