@@ -77,20 +77,33 @@ pub async fn revoke_token(conn: &mut PgConnection, token: &str) -> Result<bool> 
     Ok(done.rows_affected() > 0)
 }
 
-/// The user a token belongs to, if the token is known and not revoked.
-pub async fn authenticate(conn: &mut PgConnection, token: &str) -> Result<Option<AuthUser>> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT u.id, u.email, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
-          WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-    )
-    .bind(hash_token(token))
-    .fetch_optional(conn)
-    .await?;
+/// The user a credential (API token or session token) belongs to: `sql` selects
+/// `id, email, role` for the token hash in `$1`.
+async fn user_by_token(
+    conn: &mut PgConnection,
+    sql: &str,
+    token: &str,
+) -> Result<Option<AuthUser>> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(sql)
+        .bind(hash_token(token))
+        .fetch_optional(conn)
+        .await?;
     row.map(|(id, email, role)| {
         let role = Role::parse(&role).ok_or_else(|| StoreError::invalid("role", role))?;
         Ok(AuthUser { id, email, role })
     })
     .transpose()
+}
+
+/// The user a token belongs to, if the token is known and not revoked.
+pub async fn authenticate(conn: &mut PgConnection, token: &str) -> Result<Option<AuthUser>> {
+    user_by_token(
+        conn,
+        "SELECT u.id, u.email, u.role FROM api_tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        token,
+    )
+    .await
 }
 
 /// On first start (no user at all) creates the local admin and returns its token; otherwise
@@ -188,18 +201,13 @@ pub async fn create_session(
 
 /// The user of a live session.
 pub async fn session_user(conn: &mut PgConnection, token: &str) -> Result<Option<AuthUser>> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
+    user_by_token(
+        conn,
         "SELECT u.id, u.email, u.role FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        token,
     )
-    .bind(hash_token(token))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|(id, email, role)| {
-        let role = Role::parse(&role).ok_or_else(|| StoreError::invalid("role", role))?;
-        Ok(AuthUser { id, email, role })
-    })
-    .transpose()
+    .await
 }
 
 pub async fn revoke_session(conn: &mut PgConnection, token: &str) -> Result<bool> {
