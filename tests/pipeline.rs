@@ -1129,5 +1129,45 @@ async fn ticket_search_filters_and_injection_strings() {
     assert_eq!(search(json!({"orderByField": evil})).await.0, 400);
     assert_eq!(search(json!({"orderByDirection": evil})).await.0, 400);
     assert_eq!(stack.count("SELECT count(*) FROM tickets").await, 3);
+
+    // NUL characters: a ticket keeps its text without them; a search for one is a 400, not a 500.
+    let r = stack
+        .post_ticket(&json!({"channel": "email", "from": "nul@example.org", "subject": "Z\0ähler", "body": "a\0b"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.expect("ticket");
+    assert_eq!(
+        (t["subject"].clone(), t["bodyPlain"].clone()),
+        (json!("Zähler"), json!("ab"))
+    );
+    assert_eq!(search(json!({"q": "a\0b"})).await.0, 400);
+    let team = |name: &str| {
+        stack
+            .http()
+            .post(stack.url("/api/mind/team"))
+            .bearer_auth(&stack.admin_token)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    let first: Value = team("Eins")
+        .await
+        .expect("team")
+        .json()
+        .await
+        .expect("team");
+    team("Zwei").await.expect("team");
+    let r = stack
+        .http()
+        .post(stack.url("/api/mind/team"))
+        .bearer_auth(&stack.admin_token)
+        .json(&json!({"id": first["id"], "name": "Zwei"}))
+        .send()
+        .await
+        .expect("rename");
+    assert_eq!(
+        r.status(),
+        409,
+        "renaming onto another team's name is a conflict"
+    );
     stack.shutdown().await;
 }

@@ -37,6 +37,8 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("too many failed attempts; try again in {0} s")]
     TooManyRequests(u64),
     #[error("{0}")]
@@ -63,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +78,22 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Invalid { field, message } => ApiError::field(&field, message),
+            StoreError::Db(switchyard_store::SqlxError::Database(db)) => {
+                match db.code().as_deref().unwrap_or_default() {
+                    // Unique violation: the name or key is taken.
+                    "23505" => ApiError::Conflict(format!(
+                        "already exists ({})",
+                        db.constraint().unwrap_or("unique key")
+                    )),
+                    // Data exceptions: a NUL character in text, a number out of range, …
+                    code if code.starts_with("22") => ApiError::BadRequest(
+                        "a value cannot be stored (for example text with a NUL character or a number out of range)"
+                            .into(),
+                        Vec::new(),
+                    ),
+                    _ => ApiError::Internal(StoreError::Db(switchyard_store::SqlxError::Database(db)).into()),
+                }
+            }
             other => ApiError::Internal(other.into()),
         }
     }

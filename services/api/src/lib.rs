@@ -76,16 +76,73 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Makes the document say what every route really answers: errors are
+/// `application/problem+json`, every authenticated route can answer 401, every route with a body
+/// 400.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |what: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            for (code, resp) in op.responses.responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (code.starts_with('4') || code.starts_with('5'), resp)
+                {
+                    if let Some(c) = r.content.shift_remove("application/json") {
+                        r.content.insert("application/problem+json".into(), c);
+                    }
+                }
+            }
+            let public = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            if !public {
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| problem("Not authenticated"));
+            }
+            if op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                op.responses
+                    .responses
+                    .entry("400".into())
+                    .or_insert_with(|| problem("Invalid fields"));
+            }
+        }
+    }
+}
+
 /// The API's routes and the OpenAPI document generated from them.
 pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(tickets::routes())
         .merge(settings::routes())
         .merge(dlq::routes())
         .merge(routing::routes())
         .merge(customers::routes())
         .merge(auth::routes())
-        .split_for_parts()
+        .split_for_parts();
+    document_errors(&mut doc);
+    (router, doc)
 }
 
 /// The whole HTTP application: the API, its OpenAPI document, health and metrics.

@@ -76,6 +76,10 @@ impl CreateTicket {
             })
         };
         let channel = self.channel.unwrap_or(Channel::Email);
+        // NUL characters cannot be stored and mean nothing in a mail: drop them, keep the rest.
+        let clean = |t: Option<String>| t.map(|t| t.replace('\0', ""));
+        let (subject, body, from_name) =
+            (clean(self.subject), clean(self.body), clean(self.from_name));
         let from = self
             .from
             .map(|f| f.trim().to_owned())
@@ -96,10 +100,10 @@ impl CreateTicket {
             }
         }
         let has_text = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
-        if !has_text(&self.subject) && !has_text(&self.body) {
+        if !has_text(&subject) && !has_text(&body) {
             bad("body", "a ticket needs a subject or a body");
         }
-        if self.body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
+        if body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
             bad("body", "larger than 1 MiB");
         }
         let contract_id = match self.contract_id {
@@ -161,13 +165,13 @@ impl CreateTicket {
             channel: Some(channel),
             direction: self.direction,
             from,
-            from_name: self.from_name,
+            from_name,
             to: self.to,
             cc: self.cc,
             bcc: self.bcc,
             subchannel_id: self.subchannel_id,
-            subject: self.subject,
-            body: self.body,
+            subject,
+            body,
             priority: self.priority,
             status: self.status,
             external_ticket_id: self.external_ticket_id,

@@ -30,14 +30,10 @@ impl StageHandler for Ingest {
                 input.v
             )));
         }
-        let plain = input.ticket.body.as_deref().map(body_plain);
+        let ticket = input.ticket.clone().without_nul();
+        let plain = ticket.body.as_deref().map(body_plain);
         let stored = cx
-            .store_inbound(
-                &input.key,
-                &input.ticket,
-                plain.as_deref(),
-                input.received_at,
-            )
+            .store_inbound(&input.key, &ticket, plain.as_deref(), input.received_at)
             .await?;
         tracing::debug!(
             ticket_id = stored.ticket_id,

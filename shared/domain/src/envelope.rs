@@ -152,8 +152,52 @@ pub struct InboundTicket {
     pub additional_data: Option<Value>,
 }
 
+impl InboundTicket {
+    /// Drops NUL characters from every text field: PostgreSQL cannot store them and they carry
+    /// no meaning in a mail, so the rest of the message is kept rather than rejected.
+    pub fn without_nul(mut self) -> Self {
+        let clean = |s: &mut String| {
+            if s.contains('\0') {
+                *s = s.replace('\0', "");
+            }
+        };
+        for s in [
+            &mut self.from,
+            &mut self.from_name,
+            &mut self.subject,
+            &mut self.body,
+            &mut self.external_ticket_id,
+            &mut self.contract_id,
+            &mut self.channel_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clean(s);
+        }
+        self.to
+            .iter_mut()
+            .chain(&mut self.cc)
+            .chain(&mut self.bcc)
+            .for_each(clean);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nul_characters_are_dropped_from_every_text_field() {
+        let t = InboundTicket {
+            subject: Some("Z\0ähler".into()),
+            to: vec!["a\0@b.de".into()],
+            ..Default::default()
+        }
+        .without_nul();
+        assert_eq!(t.subject.as_deref(), Some("Zähler"));
+        assert_eq!(t.to, vec!["a@b.de".to_owned()]);
+    }
+
     use super::*;
 
     #[test]
