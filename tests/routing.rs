@@ -580,5 +580,58 @@ async fn settings_views_and_nested_tag_keys() {
     )
     .await;
     assert_eq!(status, 403);
+    // Subchannels: secrets are stored apart and never returned, nor written to the audit log.
+    let mailbox = json!({"channel": "email", "name": "Kundenservice", "isDefault": true,
+                         "data": {"host": "imap.example.org", "port": 993, "user": "service", "password": "pa55-w0rd!"}});
+    let (status, _) = post(
+        &stack,
+        "/api/mind/settings/subchannel",
+        &stack.agent_token,
+        &mailbox,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, created) = post(
+        &stack,
+        "/api/mind/settings/subchannel",
+        &stack.admin_token,
+        &mailbox,
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let (_, list) = stack
+        .get_json(
+            "/api/mind/settings/subchannel?channels=email",
+            &stack.admin_token,
+        )
+        .await;
+    let sub = &list["subchannels"][0];
+    assert_eq!(sub["id"], created["id"]);
+    assert_eq!(sub["data"]["host"], "imap.example.org");
+    assert!(sub["data"].get("password").is_none(), "{sub}");
+    assert_eq!(sub["secretsSet"], json!(["password"]));
+    assert!(!list.to_string().contains("pa55-w0rd!"));
+    let audit: String = sqlx::query_scalar("SELECT string_agg(changes::text, ' ') FROM audit_log")
+        .fetch_one(stack.store.pool())
+        .await
+        .expect("audit");
+    assert!(!audit.contains("pa55-w0rd!"));
+    let (_, none) = stack
+        .get_json(
+            "/api/mind/settings/subchannel?channels=chat",
+            &stack.admin_token,
+        )
+        .await;
+    assert_eq!(none["subchannels"], json!([]));
+    let r = stack
+        .http()
+        .delete(stack.url(&format!("/api/mind/settings/subchannel/{}", created["id"])))
+        .bearer_auth(&stack.admin_token)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), 200);
+    let logs = std::fs::read_to_string(stack.log_dir().join("api.log")).unwrap_or_default();
+    assert!(!logs.contains("pa55-w0rd!"), "a secret in the log");
     stack.shutdown().await;
 }

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod routing;
 mod settings;
+mod subchannels;
 mod tickets;
 mod waiters;
 
@@ -140,6 +141,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(routing::routes())
         .merge(customers::routes())
         .merge(auth::routes())
+        .merge(subchannels::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

@@ -13,6 +13,7 @@ pub mod routing;
 pub mod search;
 pub mod settings;
 pub mod stage_runs;
+pub mod subchannels;
 pub mod tickets;
 pub mod users;
 

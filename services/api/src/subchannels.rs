@@ -1,0 +1,104 @@
+//! Subchannels: `GET/POST /api/mind/settings/subchannel`, `DELETE /api/mind/settings/subchannel/{id}`.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchyard_domain::Permission;
+use switchyard_store::subchannels::{self, Subchannel, SubchannelInput};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth};
+use crate::ApiState;
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_subchannels, create_subchannel))
+        .routes(routes!(delete_subchannel))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Filter {
+    /// Comma-separated channels (`email,chat`); `all` or absent for every channel.
+    channels: Option<String>,
+    id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct List {
+    success: bool,
+    subchannels: Vec<Subchannel>,
+}
+
+/// Get Subchannels (secrets are never returned; `secretsSet` names the ones that have a value)
+#[utoipa::path(get, path = "/api/mind/settings/subchannel", tag = "settings", params(Filter),
+    responses((status = 200, body = List)))]
+async fn list_subchannels(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Query(f): Query<Filter>,
+) -> ApiResult<Json<List>> {
+    auth.require(Permission::ReadTickets)?;
+    let channels: Vec<String> = f
+        .channels
+        .as_deref()
+        .map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && *c != "all")
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut conn = state.store.pool().acquire().await?;
+    Ok(Json(List {
+        success: true,
+        subchannels: subchannels::list(&mut conn, &channels, f.id).await?,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Created {
+    success: bool,
+    id: i64,
+}
+
+/// Add a new Subchannel
+#[utoipa::path(post, path = "/api/mind/settings/subchannel", tag = "settings", request_body = SubchannelInput,
+    responses((status = 200, body = Created), (status = 403, body = crate::Problem)))]
+async fn create_subchannel(
+    State(state): State<ApiState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<SubchannelInput>,
+) -> ApiResult<Json<Created>> {
+    let user = auth.require(Permission::UpdateClientSettings)?;
+    let mut tx = state.store.begin().await?;
+    let id = subchannels::create(&mut tx, &body, &user.actor()).await?;
+    tx.commit().await?;
+    Ok(Json(Created { success: true, id }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deleted {
+    success: bool,
+}
+
+/// Delete a Subchannel
+#[utoipa::path(delete, path = "/api/mind/settings/subchannel/{id}", tag = "settings", params(("id" = i64, Path)),
+    responses((status = 200, body = Deleted), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem)))]
+async fn delete_subchannel(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deleted>> {
+    let user = auth.require(Permission::UpdateClientSettings)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let mut tx = state.store.begin().await?;
+    subchannels::delete(&mut tx, id, &user.actor()).await?;
+    tx.commit().await?;
+    Ok(Json(Deleted { success: true }))
+}
