@@ -1171,3 +1171,92 @@ async fn ticket_search_filters_and_injection_strings() {
     );
     stack.shutdown().await;
 }
+
+/// A chat subchannel's endpoint: signed messages of one conversation become one ticket; a wrong
+/// signature is refused; a re-sent message is stored once.
+#[tokio::test]
+async fn chat_messages_are_signed_and_one_conversation_is_one_ticket() {
+    use hmac::{Hmac, Mac};
+    let mut stack = Stack::new("chat").await;
+    start_all(&mut stack).await;
+    let (status, created): (u16, Value) = {
+        let r = stack
+            .http()
+            .post(stack.url("/api/mind/settings/subchannel"))
+            .bearer_auth(&stack.admin_token)
+            .json(&json!({"channel": "chat", "name": "Website", "data": {"signingSecret": "chat-secret-1"}}))
+            .send()
+            .await
+            .expect("subchannel");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    };
+    assert_eq!(status, 200);
+    let sub = created["id"].as_i64().expect("id");
+    let send = |body: Value, secret: &str| {
+        let raw = body.to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(raw.as_bytes());
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        stack
+            .http()
+            .post(stack.url(&format!("/api/mind/chat/{sub}/message")))
+            .header("content-type", "application/json")
+            .header("x-switchyard-signature", sig)
+            .body(raw)
+            .send()
+    };
+    let first = json!({"channelId": "conv-1", "from": "kim@example.org", "text": "Hallo, mein Zählerstand ist 4711.", "messageId": "m1"});
+    assert_eq!(
+        send(first.clone(), "wrong").await.expect("POST").status(),
+        401
+    );
+    assert_eq!(
+        send(first.clone(), "chat-secret-1")
+            .await
+            .expect("POST")
+            .status(),
+        202
+    );
+    assert_eq!(
+        send(first, "chat-secret-1").await.expect("POST").status(),
+        202,
+        "a re-send is accepted"
+    );
+    let second = json!({"channelId": "conv-1", "from": "kim@example.org", "text": "Und noch eine Frage.", "messageId": "m2"});
+    assert_eq!(
+        send(second, "chat-secret-1").await.expect("POST").status(),
+        202
+    );
+    let start = Instant::now();
+    while stack
+        .count("SELECT count(*) FROM stage_runs WHERE stage = 'autoexecute'")
+        .await
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "chat messages not processed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.wait_drained(Duration::from_secs(30)).await;
+    assert_eq!(
+        stack.count("SELECT count(*) FROM tickets").await,
+        1,
+        "one conversation, one ticket"
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM messages").await,
+        2,
+        "the re-sent message is stored once"
+    );
+    let (_, t) = stack
+        .get_json("/api/mind/ticket/1", &stack.admin_token)
+        .await;
+    assert_eq!(
+        (t["channel"].clone(), t["channelId"].clone()),
+        (json!("chat"), json!("conv-1"))
+    );
+    assert_eq!(t["languageCode"], "de");
+    stack.shutdown().await;
+}

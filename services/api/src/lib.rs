@@ -4,6 +4,7 @@
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
 mod auth;
+mod chat;
 mod customers;
 mod dlq;
 mod error;
@@ -142,6 +143,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(customers::routes())
         .merge(auth::routes())
         .merge(subchannels::routes())
+        .merge(chat::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

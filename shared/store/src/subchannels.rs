@@ -161,3 +161,15 @@ mod tests {
         }
     }
 }
+
+/// A chat subchannel's signing secret (`data.signingSecret` when it was created), if it is an
+/// enabled chat subchannel.
+pub async fn chat_signing_secret(conn: &mut PgConnection, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT secrets->>'signingSecret' FROM subchannels WHERE id = $1 AND channel = 'chat' AND enabled",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}
