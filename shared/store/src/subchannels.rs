@@ -141,6 +141,18 @@ pub async fn delete(conn: &mut PgConnection, id: i64, actor: &str) -> Result<()>
     .await
 }
 
+/// A chat subchannel's signing secret (`data.signingSecret` when it was created), if it is an
+/// enabled chat subchannel.
+pub async fn chat_signing_secret(conn: &mut PgConnection, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT secrets->>'signingSecret' FROM subchannels WHERE id = $1 AND channel = 'chat' AND enabled",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,16 +172,4 @@ mod tests {
             assert!(!is_secret_key(k), "{k}");
         }
     }
-}
-
-/// A chat subchannel's signing secret (`data.signingSecret` when it was created), if it is an
-/// enabled chat subchannel.
-pub async fn chat_signing_secret(conn: &mut PgConnection, id: i64) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT secrets->>'signingSecret' FROM subchannels WHERE id = $1 AND channel = 'chat' AND enabled",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .flatten())
 }
