@@ -189,9 +189,7 @@ async fn set_password(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> ApiResult<Json<Success>> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     if auth.0.id != id {
         auth.require(Permission::ManageUsers)?;
     }

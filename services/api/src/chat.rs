@@ -54,9 +54,7 @@ async fn chat_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(axum::http::StatusCode, Json<Accepted>)> {
-    let subchannel: i64 = subchannel
-        .parse()
-        .map_err(|_| ApiError::field("subchannelId", "must be an integer"))?;
+    let subchannel = crate::path_id("subchannelId", &subchannel)?;
     let secret = {
         let mut conn = state.store.pool().acquire().await?;
         subchannels::chat_signing_secret(&mut conn, subchannel).await?

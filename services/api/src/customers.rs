@@ -24,13 +24,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(conversation))
 }
 
-fn id_param(name: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| ApiError::field(name, "must be a positive integer"))
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
@@ -83,7 +76,7 @@ async fn customer_by_id(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.require(Permission::ReadTickets)?;
-    let id = id_param("customerId", &id)?;
+    let id = crate::path_id("customerId", &id)?;
     let mut conn = state.store.pool().acquire().await?;
     customers::by_id(&mut conn, id)
         .await?
@@ -100,7 +93,7 @@ async fn customer_by_contract(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.require(Permission::ReadTickets)?;
-    let id = id_param("contractId", &id)?;
+    let id = crate::path_id("contractId", &id)?;
     let mut conn = state.store.pool().acquire().await?;
     customers::by_contract(&mut conn, id)
         .await?
@@ -134,7 +127,7 @@ async fn get_contract(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.require(Permission::ReadTickets)?;
-    let id = id_param("contractId", &id)?;
+    let id = crate::path_id("contractId", &id)?;
     let mut conn = state.store.pool().acquire().await?;
     customers::contract(&mut conn, id)
         .await?

@@ -109,9 +109,7 @@ async fn replay_dead_letter(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Replayed>> {
     let user = auth.require(Permission::ManageDeadLetters)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     let mut tx = state.store.begin().await?;
     let dl = dead_letters::get_for_update(&mut tx, id).await?;
     let count = dl.replay_count + 1;

@@ -189,6 +189,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// A positive integer id from the path; a 400 naming `field` otherwise.
+pub(crate) fn path_id(field: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ApiError::field(field, "must be a positive integer"))
+}
+
 /// `limit`/`offset` of list endpoints.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -144,9 +144,7 @@ async fn get_tag(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Tag>> {
     auth.require(Permission::ReadTickets)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     let mut conn = state.store.pool().acquire().await?;
     routing::list_tags(&mut conn)
         .await?
@@ -170,9 +168,7 @@ async fn delete_tag(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Success>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     let mut tx = state.store.begin().await?;
     routing::delete_tag(&mut tx, id, &user.actor()).await?;
     tx.commit().await?;
@@ -293,9 +289,7 @@ async fn update_user(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> ApiResult<Json<User>> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     if !(auth.0.id == id && patch.is_status_only()) {
         auth.require(Permission::ManageUsers)?;
     }

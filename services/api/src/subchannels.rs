@@ -8,7 +8,7 @@ use switchyard_store::subchannels::{self, Subchannel, SubchannelInput};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth};
 use crate::ApiState;
 
@@ -94,9 +94,7 @@ async fn delete_subchannel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", "must be an integer"))?;
+    let id = crate::path_id("id", &id)?;
     let mut tx = state.store.begin().await?;
     subchannels::delete(&mut tx, id, &user.actor()).await?;
     tx.commit().await?;

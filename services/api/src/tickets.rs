@@ -681,10 +681,7 @@ async fn search_tickets(
 }
 
 pub(crate) fn parse_ticket_id(s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::field("ticketId", "must be a positive integer"))
+    crate::path_id("ticketId", s)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
