@@ -16,7 +16,7 @@ use switchyard_store::subchannels;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::ApiState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -74,17 +74,7 @@ async fn chat_message(
     mac.verify_slice(&signature)
         .map_err(|_| ApiError::Unauthorized)?;
 
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let msg: ChatMessage = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::BadRequest(
-            format!("invalid field {field}"),
-            vec![FieldError {
-                field,
-                message: e.into_inner().to_string(),
-            }],
-        )
-    })?;
+    let msg: ChatMessage = crate::extract::parse_json(&body)?;
     for (field, v) in [
         ("channelId", &msg.channel_id),
         ("from", &msg.from),

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_domain::Permission;
-use switchyard_store::customers;
+use switchyard_store::customers::{self, Lookup};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -75,13 +75,12 @@ async fn customer_by_id(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Permission::ReadTickets)?;
-    let id = crate::path_id("customerId", &id)?;
-    let mut conn = state.store.pool().acquire().await?;
-    customers::by_id(&mut conn, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("customer {id}")))
+    lookup(
+        &state,
+        &auth,
+        Lookup::Customer(crate::path_id("customerId", &id)?),
+    )
+    .await
 }
 
 /// Get the customer of a contract
@@ -92,13 +91,12 @@ async fn customer_by_contract(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Permission::ReadTickets)?;
-    let id = crate::path_id("contractId", &id)?;
-    let mut conn = state.store.pool().acquire().await?;
-    customers::by_contract(&mut conn, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("contract {id}")))
+    lookup(
+        &state,
+        &auth,
+        Lookup::CustomerOfContract(crate::path_id("contractId", &id)?),
+    )
+    .await
 }
 
 /// Get the customer of a ticket (`emailMatches`: the sender is the customer's address on record)
@@ -109,13 +107,12 @@ async fn customer_by_ticket(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    auth.require(Permission::ReadTickets)?;
-    let id = parse_ticket_id(&id)?;
-    let mut conn = state.store.pool().acquire().await?;
-    customers::by_ticket(&mut conn, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("customer of ticket {id}")))
+    lookup(
+        &state,
+        &auth,
+        Lookup::CustomerOfTicket(parse_ticket_id(&id)?),
+    )
+    .await
 }
 
 /// Get a contract
@@ -126,13 +123,22 @@ async fn get_contract(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    lookup(
+        &state,
+        &auth,
+        Lookup::Contract(crate::path_id("contractId", &id)?),
+    )
+    .await
+}
+
+/// Read permission, one look-up, 404 when it finds nothing.
+async fn lookup(state: &ApiState, auth: &Auth, what: Lookup) -> ApiResult<Json<Value>> {
     auth.require(Permission::ReadTickets)?;
-    let id = crate::path_id("contractId", &id)?;
     let mut conn = state.store.pool().acquire().await?;
-    customers::contract(&mut conn, id)
+    customers::lookup(&mut conn, what)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("contract {id}")))
+        .ok_or_else(|| ApiError::NotFound(what.to_string()))
 }
 
 #[derive(Serialize, ToSchema)]

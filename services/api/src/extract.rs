@@ -98,20 +98,23 @@ where
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}"), Vec::new()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize(de) {
-            Ok(v) => Ok(ApiJson(v)),
-            Err(e) => {
-                let path = e.path().to_string();
-                let field = if path == "." { "body".to_owned() } else { path };
-                let message = e.into_inner().to_string();
-                Err(ApiError::BadRequest(
-                    format!("invalid field {field}: {message}"),
-                    vec![FieldError { field, message }],
-                ))
-            }
-        }
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body; an error is a 400 problem naming the offending field. For handlers that
+/// need the raw bytes first (a signature check, an optional body).
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        let message = e.into_inner().to_string();
+        ApiError::BadRequest(
+            format!("invalid field {field}: {message}"),
+            vec![FieldError { field, message }],
+        )
+    })
 }
 
 /// SHA-256 of a bearer token.

@@ -333,8 +333,7 @@ async fn get_latest(
     let user = auth.require(Permission::UpdateTickets)?;
     // The body is optional.
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let b: GetLatestBody =
-            serde_json::from_slice(&body).map_err(|e| ApiError::field("body", e.to_string()))?;
+        let b: GetLatestBody = crate::extract::parse_json(&body)?;
         if b.preferred_direction
             .as_deref()
             .is_some_and(|d| d != "earliest")

@@ -26,6 +26,34 @@ fn customer_sql(filter: &str) -> String {
     )
 }
 
+/// What the customer and contract endpoints look up.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup {
+    Customer(i64),
+    CustomerOfContract(i64),
+    CustomerOfTicket(i64),
+    Contract(i64),
+}
+
+impl std::fmt::Display for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Customer(id) => write!(f, "customer {id}"),
+            Lookup::CustomerOfContract(id) | Lookup::Contract(id) => write!(f, "contract {id}"),
+            Lookup::CustomerOfTicket(id) => write!(f, "customer of ticket {id}"),
+        }
+    }
+}
+
+pub async fn lookup(conn: &mut PgConnection, what: Lookup) -> Result<Option<Value>> {
+    match what {
+        Lookup::Customer(id) => by_id(conn, id).await,
+        Lookup::CustomerOfContract(id) => by_contract(conn, id).await,
+        Lookup::CustomerOfTicket(id) => by_ticket(conn, id).await,
+        Lookup::Contract(id) => contract(conn, id).await,
+    }
+}
+
 pub async fn by_id(conn: &mut PgConnection, id: i64) -> Result<Option<Value>> {
     Ok(sqlx::query_scalar(&customer_sql("cu.id = $1"))
         .bind(id)

@@ -302,7 +302,6 @@ async fn refresh_ticket_tag_arrays_for_tag(conn: &mut PgConnection, tag_id: i64)
 pub struct RoutingFacts {
     pub channel: String,
     pub subchannel_id: Option<i64>,
-    pub status: String,
     pub spam_status: Option<String>,
     pub last_agent_id: Option<i64>,
     pub last_agent_absent: bool,
@@ -317,7 +316,7 @@ pub struct RoutingFacts {
 
 pub async fn routing_facts(conn: &mut PgConnection, ticket_id: i64) -> Result<RoutingFacts> {
     sqlx::query_as(
-        "SELECT t.channel, t.subchannel_id, t.status, t.spam_status, t.last_agent_id,
+        "SELECT t.channel, t.subchannel_id, t.spam_status, t.last_agent_id,
                 coalesce((SELECT u.status = 'absent' FROM users u WHERE u.id = t.last_agent_id), false)
                     AS last_agent_absent,
                 jsonb_build_object('channel', t.channel, 'subchannelId', t.subchannel_id, 'from', t.from_addr,
