@@ -2,9 +2,7 @@
 //! detects the language (lingua, restricted to the configured languages); the AI processing issue
 //! adds sentiment, intents, parameters, identification and attachments.
 
-mod language;
-
-pub use language::LanguageDetector;
+pub use switchyard_nlp::LanguageDetector;
 
 use serde_json::json;
 use switchyard_domain::{Envelope, Stage};
