@@ -161,13 +161,31 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             Service::Ingest => {
                 spawn_stage(&mut tasks, switchyard_ingest::Ingest, deps, config, stop)
             }
-            Service::Ai => spawn_stage(
-                &mut tasks,
-                switchyard_ai::Ai::new(settings),
-                deps,
-                config,
-                stop,
-            ),
+            Service::Ai => {
+                let agents = switchyard_ai::Agents::start(
+                    store.clone(),
+                    switchyard_ai::embedding::builder()
+                        .map_err(anyhow::Error::msg)
+                        .context("loading the intent model")?,
+                    Duration::from_secs(30),
+                )
+                .await
+                .context("loading AI agents")?;
+                let ai = switchyard_ai::Ai::new(settings, agents.clone());
+                let (b, s, a, st) = (
+                    bus.clone(),
+                    store.clone(),
+                    Arc::new(ai.clone()),
+                    stop.clone(),
+                );
+                tasks.spawn(switchyard_ai::preview::serve(b, s, a, st));
+                tasks.spawn(switchyard_ai::follow_changes(
+                    bus.clone(),
+                    agents,
+                    stop.clone(),
+                ));
+                spawn_stage(&mut tasks, ai, deps, config, stop)
+            }
             Service::Router => {
                 let tags =
                     switchyard_router::TagsCache::start(store.clone(), Duration::from_secs(2))

@@ -1,27 +1,173 @@
-//! The ai stage: reads each inbound message and records what it understood. This first version
-//! detects the language (lingua, restricted to the configured languages); the AI processing issue
-//! adds sentiment, intents, parameters, identification and attachments.
+//! The ai stage: reads each inbound message and records what it understood: language,
+//! sentiment, spam status, summary, the customer and contract, and the AI agents the customer
+//! wants with their parameters (intents). Everything runs offline on the CPU.
+//!
+//! The agents are data: the detector is rebuilt from them whenever one changes
+//! (`events.AiAgentChanged`) and every few seconds, so an operator's new agent is detected by
+//! every replica without a restart.
 
+pub mod analysis;
+pub mod embedding;
+pub mod identify;
+pub mod preview;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_domain::{AiAgent, Envelope, Sentiment as WireSentiment, Stage};
+use switchyard_nlp::identify::identifiers;
+use switchyard_nlp::params::Context;
+use switchyard_nlp::sentiment::Sentiment;
 pub use switchyard_nlp::LanguageDetector;
-
-use serde_json::json;
-use switchyard_domain::{Envelope, Stage};
 use switchyard_stage::{envelope_key, StageCx, StageError, StageHandler, StageOutput, WorkKey};
+use switchyard_store::intents::NewIntent;
+use switchyard_store::reloading::Reloading;
 use switchyard_store::settings::SettingsCache;
 use switchyard_store::tickets::{self, TicketPatch};
+use switchyard_store::{ai_agents, Store};
 
+pub use analysis::{analyze, AttachmentReading, Detector, MessageInput, Scored, Thresholds};
+
+/// Builds a detector for a set of agents (the embedding model in production).
+pub type DetectorBuilder =
+    Arc<dyn Fn(&[AiAgent]) -> Result<Arc<dyn Detector>, String> + Send + Sync>;
+
+/// The agents and the detector built from them, swapped as one.
+pub struct AgentSet {
+    pub agents: Vec<AiAgent>,
+    pub detector: Arc<dyn Detector>,
+}
+
+/// The current agents, reloaded in the background and at once on `events.AiAgentChanged`.
+#[derive(Clone)]
+pub struct Agents {
+    current: Reloading<AgentSet>,
+    build: DetectorBuilder,
+}
+
+impl Agents {
+    pub async fn start(
+        store: Store,
+        build: DetectorBuilder,
+        every: Duration,
+    ) -> switchyard_store::Result<Self> {
+        let builder = build.clone();
+        let current = Reloading::start("ai agents", every, move || {
+            let store = store.clone();
+            let build = builder.clone();
+            async move {
+                let mut conn = store.pool().acquire().await?;
+                let agents: Vec<AiAgent> = ai_agents::all(&mut conn)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.active)
+                    .collect();
+                drop(conn);
+                let for_build = agents.clone();
+                // Embedding the examples is CPU work: off the async threads.
+                let detector = tokio::task::spawn_blocking(move || build(&for_build))
+                    .await
+                    .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e.to_string()))?
+                    .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e))?;
+                Ok(AgentSet { agents, detector })
+            }
+        })
+        .await?;
+        Ok(Agents { current, build })
+    }
+
+    pub async fn get(&self) -> Arc<AgentSet> {
+        self.current.get().await
+    }
+
+    pub async fn reload(&self) -> switchyard_store::Result<()> {
+        self.current.reload().await
+    }
+
+    /// A detector over `agents` (a preview of an unsaved agent), built off the async threads.
+    pub async fn build_for(&self, agents: Vec<AiAgent>) -> Result<Arc<dyn Detector>, String> {
+        let build = self.build.clone();
+        tokio::task::spawn_blocking(move || build(&agents))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+/// Rebuilds the detector whenever an agent changes anywhere (`events.AiAgentChanged`).
+pub async fn follow_changes(
+    bus: switchyard_bus::Bus,
+    agents: Agents,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let mut sub = bus
+        .client()
+        .subscribe(bus.subject("events.AiAgentChanged"))
+        .await?;
+    loop {
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return Ok(()),
+            m = sub.next() => {
+                if m.is_none() {
+                    return Ok(());
+                }
+                if let Err(e) = agents.reload().await {
+                    tracing::warn!(error = %e, "AI agents not reloaded; the periodic reload will retry");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct Ai {
     settings: SettingsCache,
     languages: LanguageDetector,
+    agents: Agents,
 }
 
 impl Ai {
-    pub fn new(settings: SettingsCache) -> Self {
+    pub fn new(settings: SettingsCache, agents: Agents) -> Self {
         Ai {
             settings,
             languages: LanguageDetector::default(),
+            agents,
         }
     }
+
+    pub fn agents(&self) -> &Agents {
+        &self.agents
+    }
+
+    pub fn settings(&self) -> &SettingsCache {
+        &self.settings
+    }
+
+    pub fn languages(&self) -> &LanguageDetector {
+        &self.languages
+    }
+}
+
+fn wire_sentiment(s: Sentiment) -> WireSentiment {
+    match s {
+        Sentiment::Positive => WireSentiment::Positive,
+        Sentiment::Neutral => WireSentiment::Neutral,
+        Sentiment::Negative => WireSentiment::Negative,
+    }
+}
+
+/// Runs the detector off the async threads.
+pub async fn detect(
+    detector: Arc<dyn Detector>,
+    subject: &str,
+    body: &str,
+) -> Result<Vec<Scored>, StageError> {
+    let (subject, body) = (subject.to_owned(), body.to_owned());
+    tokio::task::spawn_blocking(move || detector.detect(&subject, &body))
+        .await
+        .map_err(|e| StageError::Transient(format!("detector task failed: {e}")))?
+        .map_err(|e| StageError::Transient(format!("intent detection failed: {e}")))
 }
 
 impl StageHandler for Ai {
@@ -35,25 +181,101 @@ impl StageHandler for Ai {
     async fn process(&self, cx: &mut StageCx, input: &Envelope) -> Result<StageOutput, StageError> {
         let message = tickets::message_text(cx.conn(), input.message_id).await?;
         let allowed = self.settings.get_strings("languages").await?;
-        let text = format!(
-            "{}\n{}",
-            message.subject.as_deref().unwrap_or_default(),
-            message.body_plain.as_deref().unwrap_or_default()
-        );
-        let detected = self.languages.detect(&text, &allowed);
+        let threshold = self
+            .settings
+            .get_f64("meterReadingConfidenceThreshold")
+            .await?;
+        let subject = message.subject.clone().unwrap_or_default();
+        let body = message.body_plain.clone().unwrap_or_default();
+        let own = switchyard_nlp::text::own_words(&body);
+        let detected = self
+            .languages
+            .detect(&format!("{subject}\n{own}"), &allowed);
+        let language = detected
+            .as_ref()
+            .map_or("de", |d| d.code.as_str())
+            .to_owned();
 
-        let mut patch = TicketPatch::default();
-        let outcome = match &detected {
-            Some(d) => {
-                patch.language = Some(d.name.clone());
-                patch.language_code = Some(d.code.clone());
-                json!({"result": "analyzed", "languageCode": d.code, "languageConfidence": d.confidence})
-            }
-            None => {
-                json!({"result": "analyzed", "languageCode": null, "reason": "no text to detect a language in"})
-            }
+        let set = self.agents.get().await;
+        let scores = detect(set.detector.clone(), &subject, &own).await?;
+        let analysis = analyze(
+            &MessageInput {
+                subject: &subject,
+                body: &body,
+                from: message.from_addr.as_deref(),
+                date: message.created_at,
+                channel: &message.channel,
+                language: &language,
+                auto_submitted: false,
+            },
+            &set.agents,
+            &scores,
+            &[],
+            Thresholds {
+                meter_ocr_confidence: threshold as f32,
+            },
+        );
+
+        let text = format!("{subject}\n{}", analysis.own_words);
+        let ids = identifiers(
+            &text,
+            &Context {
+                reference: analysis::local_date(message.created_at),
+                language: &language,
+            },
+        );
+        // A legitimation of 30 or more was confirmed by a person: keep their contract.
+        let identified = if message.customer_legitimation >= 30 {
+            None
+        } else {
+            Some(identify::identify(cx.conn(), message.from_addr.as_deref(), &text, &ids).await?)
         };
+
+        let mut patch = TicketPatch {
+            sentiment: Some(wire_sentiment(analysis.sentiment)),
+            summary: Some(analysis.summary.clone()),
+            ..TicketPatch::default()
+        };
+        if let Some(d) = &detected {
+            patch.language = Some(d.name.clone());
+            patch.language_code = Some(d.code.clone());
+        }
+        // A person's spam verdict (manual_*) stands.
+        if !message
+            .spam_status
+            .as_deref()
+            .is_some_and(|s| s.starts_with("manual"))
+        {
+            patch.spam_status = Some(analysis.spam.as_str().to_owned());
+        }
+        if let Some(id) = &identified {
+            if id.contract_id.is_some() || id.customer_id.is_some() {
+                patch.contract_id = id.contract_id;
+                patch.customer_id = id.customer_id;
+                patch.customer_legitimation = Some(id.legitimation);
+            }
+        }
         cx.patch_ticket(input.ticket_id, &patch).await?;
+
+        let contract_id = identified.as_ref().and_then(|i| i.contract_id);
+        for intent in &analysis.intents {
+            cx.upsert_intent(
+                input.ticket_id,
+                input.message_id,
+                &NewIntent {
+                    ai_agent_id: intent.agent_id,
+                    code: intent.slug.clone(),
+                    name: intent.name.clone(),
+                    confidence: intent.confidence,
+                    data: Value::Object(intent.data.clone()),
+                    status: intent.status,
+                    infos: Value::Array(intent.infos.clone()),
+                    contract_id,
+                },
+            )
+            .await?;
+        }
+
         let event = if message.is_first {
             "TicketCreated"
         } else {
@@ -63,6 +285,17 @@ impl StageHandler for Ai {
             event,
             json!({"ticketId": input.ticket_id, "messageId": input.message_id}),
         );
+        let outcome = json!({
+            "result": "analyzed",
+            "languageCode": detected.as_ref().map(|d| d.code.clone()),
+            "sentiment": analysis.sentiment.as_str(),
+            "spamStatus": analysis.spam.as_str(),
+            "intents": analysis.intents.iter().map(|i| json!({"code": i.slug, "confidence": i.confidence, "status": i.status})).collect::<Vec<_>>(),
+            "customerId": identified.as_ref().and_then(|i| i.customer_id),
+            "contractId": contract_id,
+            "legitimation": identified.as_ref().map(|i| i.legitimation),
+            "identifiedBy": identified.as_ref().map(|i| i.how),
+        });
         Ok(StageOutput {
             ticket_id: input.ticket_id,
             message_id: input.message_id,

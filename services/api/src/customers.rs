@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(customer_by_ticket))
         .routes(routes!(get_contract))
         .routes(routes!(conversation))
+        .routes(routes!(import_customers))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -170,5 +171,110 @@ async fn conversation(
     Ok(Json(Conversation {
         success: true,
         conversation: messages,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Imported {
+    success: bool,
+    customers: u64,
+    contracts: u64,
+}
+
+/// Checks the fields the mirror relies on, naming the first bad one (`[3].contracts[0].id`).
+fn validate_import(body: &Value) -> ApiResult<()> {
+    let list = body
+        .as_array()
+        .ok_or_else(|| ApiError::field("body", "must be a JSON array of customers"))?;
+    for (i, c) in list.iter().enumerate() {
+        if !c.is_object() {
+            return Err(ApiError::field(&format!("[{i}]"), "must be an object"));
+        }
+        if !c
+            .get("id")
+            .is_some_and(|v| v.as_i64().is_some_and(|id| id > 0))
+        {
+            return Err(ApiError::field(
+                &format!("[{i}].id"),
+                "must be a positive integer",
+            ));
+        }
+        let contracts = match c.get("contracts") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(ApiError::field(
+                    &format!("[{i}].contracts"),
+                    "must be an array",
+                ))
+            }
+        };
+        for (j, k) in contracts.iter().enumerate() {
+            let field = format!("[{i}].contracts[{j}]");
+            if !k
+                .get("id")
+                .is_some_and(|v| v.as_i64().is_some_and(|id| id > 0))
+            {
+                return Err(ApiError::field(
+                    &format!("{field}.id"),
+                    "must be a positive integer",
+                ));
+            }
+            if let Some(e) = k.get("energy").filter(|e| !e.is_null()) {
+                if !matches!(e.as_str(), Some("electricity" | "gas")) {
+                    return Err(ApiError::field(
+                        &format!("{field}.energy"),
+                        "must be electricity or gas",
+                    ));
+                }
+            }
+            for date in ["startDate", "endDate"] {
+                if k.get(date).is_some_and(|d| !d.is_null() && !d.is_number()) {
+                    return Err(ApiError::field(
+                        &format!("{field}.{date}"),
+                        "must be unix seconds",
+                    ));
+                }
+            }
+            if k.get("monthlyDeposit")
+                .is_some_and(|d| !d.is_null() && !d.is_number())
+            {
+                return Err(ApiError::field(
+                    &format!("{field}.monthlyDeposit"),
+                    "must be a number",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Import customers and their contracts into the ERP mirror (a JSON array of customers in the
+/// seed's shape, each with `contracts[]`); known ids are updated
+#[utoipa::path(post, path = "/api/mind/customer/import", tag = "customer", request_body = Vec<Object>,
+    responses((status = 200, body = Imported), (status = 403, body = crate::Problem)))]
+async fn import_customers(
+    State(state): State<ApiState>,
+    auth: Auth,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<Value>,
+) -> ApiResult<Json<Imported>> {
+    let user = auth.require(Permission::UpdateClientSettings)?;
+    validate_import(&body)?;
+    let mut tx = state.store.begin().await?;
+    let (customers, contracts) = customers::import(&mut tx, &body).await?;
+    switchyard_store::audit::record(
+        &mut tx,
+        &user.actor(),
+        "customer",
+        "import",
+        "import",
+        &serde_json::json!({"customers": customers, "contracts": contracts}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Imported {
+        success: true,
+        customers,
+        contracts,
     }))
 }

@@ -3,6 +3,7 @@
 //! Tickets created over HTTP travel through ingest like every other channel: the API publishes to
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
+pub mod ai_agents;
 mod auth;
 mod chat;
 mod customers;
@@ -144,6 +145,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(subchannels::routes())
         .merge(chat::routes())
+        .merge(ai_agents::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

@@ -242,14 +242,13 @@ fn overlaps(found: &[FoundDate], start: usize, end: usize) -> bool {
 /// Every date in `text`, in text order, resolved against `reference` (the mail's date).
 pub fn find_dates(text: &str, reference: NaiveDate) -> Vec<FoundDate> {
     let mut found: Vec<FoundDate> = Vec::new();
-    let mut push =
-        |found: &mut Vec<FoundDate>, start: usize, end: usize, date: Option<NaiveDate>| {
-            if let Some(date) = date {
-                if !overlaps(found, start, end) {
-                    found.push(FoundDate { start, end, date });
-                }
+    let push = |found: &mut Vec<FoundDate>, start: usize, end: usize, date: Option<NaiveDate>| {
+        if let Some(date) = date {
+            if !overlaps(found, start, end) {
+                found.push(FoundDate { start, end, date });
             }
-        };
+        }
+    };
     for c in ISO.captures_iter(text) {
         let (Some(m), Some(y), Some(mo), Some(d)) = (c.get(0), c.get(1), c.get(2), c.get(3)) else {
             continue;

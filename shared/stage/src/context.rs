@@ -96,6 +96,26 @@ impl StageCx {
         Ok(())
     }
 
+    /// Records a detected intent (ai), or completes the active one of the same agent.
+    pub async fn upsert_intent(
+        &mut self,
+        ticket_id: i64,
+        message_id: i64,
+        intent: &switchyard_store::intents::NewIntent,
+    ) -> Result<(), StageError> {
+        match self.mode {
+            EffectMode::Apply => {
+                switchyard_store::intents::upsert(&mut self.tx, ticket_id, message_id, intent)
+                    .await?;
+            }
+            EffectMode::RecordOnly => self.recorded.push(json!({
+                "effect": "upsertIntent", "ticketId": ticket_id, "code": intent.code,
+                "confidence": intent.confidence, "data": intent.data, "status": intent.status,
+            })),
+        }
+        Ok(())
+    }
+
     /// Replaces the ticket's automatically assigned tags (router).
     pub async fn set_auto_tags(
         &mut self,

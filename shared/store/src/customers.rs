@@ -136,6 +136,103 @@ pub async fn contract(conn: &mut PgConnection, id: i64) -> Result<Option<Value>>
     .await?)
 }
 
+/// Imports customers with their `contracts[]` in the seed's shape (contract dates as unix
+/// seconds), updating those already known by id. Fields we have no column for are kept in
+/// `data` and returned as they came. One statement per table: an import of thousands is one
+/// round trip each, all or nothing in the caller's transaction.
+pub async fn import(conn: &mut PgConnection, customers: &Value) -> Result<(u64, u64)> {
+    let customers_done = sqlx::query(
+        "INSERT INTO customers (id, email, firstname, lastname, company, business, address, phone, data)
+         SELECT (c->>'id')::bigint, c->>'email', c->>'firstname', c->>'lastname', c->>'company',
+                coalesce((c->>'business')::boolean, false), c->>'address', c->>'phone',
+                c - ARRAY['id','email','firstname','lastname','company','business','address','phone',
+                          'contracts','emailMatches','tags']
+           FROM jsonb_array_elements($1) c
+         ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, firstname = EXCLUDED.firstname,
+                lastname = EXCLUDED.lastname, company = EXCLUDED.company, business = EXCLUDED.business,
+                address = EXCLUDED.address, phone = EXCLUDED.phone, data = EXCLUDED.data,
+                modified_at = now()",
+    )
+    .bind(customers)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let contracts_done = sqlx::query(
+        "INSERT INTO contracts (id, customer_id, status, energy, email, delivery_address, billing_address,
+                               iban, monthly_deposit, counter_number, start_date, end_date, data)
+         SELECT (k->>'id')::bigint, (c->>'id')::bigint, coalesce(k->>'status', 'active'),
+                coalesce(k->>'energy', 'electricity'), k->>'email', k->>'deliveryAddress',
+                k->>'billingAddress', k->>'iban', (k->>'monthlyDeposit')::numeric, k->>'counterNumber',
+                to_timestamp((k->>'startDate')::double precision),
+                to_timestamp((k->>'endDate')::double precision),
+                k - ARRAY['id','customerId','status','energy','email','deliveryAddress','billingAddress',
+                          'iban','monthlyDeposit','counterNumber','startDate','endDate']
+           FROM jsonb_array_elements($1) c, jsonb_array_elements(coalesce(c->'contracts', '[]')) k
+         ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
+                energy = EXCLUDED.energy, email = EXCLUDED.email, delivery_address = EXCLUDED.delivery_address,
+                billing_address = EXCLUDED.billing_address, iban = EXCLUDED.iban,
+                monthly_deposit = EXCLUDED.monthly_deposit, counter_number = EXCLUDED.counter_number,
+                start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date, data = EXCLUDED.data,
+                modified_at = now()",
+    )
+    .bind(customers)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok((customers_done, contracts_done))
+}
+
+/// A contract or customer an identifier in a mail points at.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Match {
+    pub customer_id: i64,
+    pub contract_id: Option<i64>,
+    pub lastname: Option<String>,
+    pub customer_email: Option<String>,
+    pub contract_email: Option<String>,
+}
+
+const MATCH_SQL: &str = "SELECT cu.id AS customer_id, c.id AS contract_id, cu.lastname,
+        cu.email AS customer_email, c.email AS contract_email
+   FROM customers cu LEFT JOIN contracts c ON c.customer_id = cu.id";
+
+/// Customers (with each of their contracts) whose or whose contract's e-mail is `email`.
+pub async fn by_email(conn: &mut PgConnection, email: &str) -> Result<Vec<Match>> {
+    Ok(sqlx::query_as(&format!(
+        "{MATCH_SQL} WHERE lower(cu.email) = lower($1) OR lower(c.email) = lower($1) ORDER BY cu.id, c.id"
+    ))
+    .bind(email)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The customer's contracts (or the customer alone when it has none).
+pub async fn by_customer_id(conn: &mut PgConnection, id: i64) -> Result<Vec<Match>> {
+    Ok(
+        sqlx::query_as(&format!("{MATCH_SQL} WHERE cu.id = $1 ORDER BY c.id"))
+            .bind(id)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+pub async fn by_contract_id(conn: &mut PgConnection, id: i64) -> Result<Vec<Match>> {
+    Ok(sqlx::query_as(&format!("{MATCH_SQL} WHERE c.id = $1"))
+        .bind(id)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Contracts whose meter is `meter` (spaces and case ignored).
+pub async fn by_meter(conn: &mut PgConnection, meter: &str) -> Result<Vec<Match>> {
+    Ok(sqlx::query_as(&format!(
+        "{MATCH_SQL} WHERE upper(replace(c.counter_number, ' ', '')) = upper(replace($1, ' ', ''))"
+    ))
+    .bind(meter)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The ticket's messages, oldest first.
 pub async fn conversation(conn: &mut PgConnection, ticket_id: i64) -> Result<Vec<Value>> {
     Ok(sqlx::query_scalar(

@@ -3,11 +3,13 @@
 //! Functions take a `&mut PgConnection` where they may run inside a stage's transaction, so a
 //! stage's results and its stage marker commit together. SQL goes through bound parameters only.
 
+pub mod ai_agents;
 pub mod audit;
 pub mod auth;
 pub mod conditions;
 pub mod customers;
 pub mod dead_letters;
+pub mod intents;
 pub mod reloading;
 pub mod routing;
 pub mod search;

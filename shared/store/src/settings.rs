@@ -71,6 +71,13 @@ fn business_hours(v: &Value) -> Result<(), String> {
     cal.validate().map_err(|e| e.to_string())
 }
 
+fn fraction(v: &Value) -> Result<(), String> {
+    match v.as_f64() {
+        Some(f) if (0.0..=1.0).contains(&f) => Ok(()),
+        _ => Err("must be a number from 0 to 1".into()),
+    }
+}
+
 fn language_codes(v: &Value) -> Result<(), String> {
     let ok = v.as_array().is_some_and(|a| {
         !a.is_empty()
@@ -97,6 +104,15 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Languages the ai stage chooses from (ISO 639-1).",
         default: || json!(["de", "en"]),
         check: language_codes,
+    },
+    SettingDef {
+        name: "meterReadingConfidenceThreshold",
+        category: "ai",
+        kind: SettingType::Number,
+        secret: false,
+        description: "A meter reading read from a photo below this confidence (0 to 1) is shown to a person and never makes an intent ready.",
+        default: || json!(0.8),
+        check: fraction,
     },
     SettingDef {
         name: "defaultSlaHours",

@@ -172,6 +172,9 @@ pub struct TicketPatch {
     pub customer_legitimation: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contract_id: Option<i64>,
+    /// The customer when no contract is known (with a contract, the contract's customer wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<i64>,
     /// Merged into the ticket's `additionalData` (keys set to null are removed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub additional_data: Option<Value>,
@@ -239,6 +242,9 @@ pub async fn apply_patch(
         q.push(", customer_id = (SELECT customer_id FROM contracts WHERE id = ")
             .push_bind(v)
             .push(")");
+    }
+    if let (Some(v), None) = (patch.customer_id, patch.contract_id) {
+        q.push(", customer_id = ").push_bind(v);
     }
     if let Some(v) = &patch.additional_data {
         q.push(", additional_data = jsonb_strip_nulls(additional_data || ")
@@ -474,13 +480,32 @@ pub struct MessageText {
     pub subject: Option<String>,
     pub body_plain: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub from_addr: Option<String>,
+    pub channel: String,
+    /// The ticket's legitimation now: 30 and above was confirmed by a person and is kept.
+    pub customer_legitimation: i32,
+    pub spam_status: Option<String>,
+}
+
+/// The ticket's latest inbound message (what a preview runs on).
+pub async fn latest_inbound_message(
+    conn: &mut PgConnection,
+    ticket_id: i64,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM messages WHERE ticket_id = $1 AND direction = 'in' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(ticket_id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn message_text(conn: &mut PgConnection, message_id: i64) -> Result<MessageText> {
     sqlx::query_as(
-        "SELECT m.ticket_id, m.subject, m.body_plain, m.created_at,
+        "SELECT m.ticket_id, m.subject, m.body_plain, m.created_at, m.from_addr, t.channel,
+                t.customer_legitimation, t.spam_status,
                 NOT EXISTS (SELECT 1 FROM messages p WHERE p.ticket_id = m.ticket_id AND p.id < m.id) AS is_first
-           FROM messages m WHERE m.id = $1",
+           FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.id = $1",
     )
     .bind(message_id)
     .fetch_optional(conn)

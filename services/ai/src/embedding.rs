@@ -1,0 +1,4 @@
+use crate::DetectorBuilder;
+pub fn builder() -> Result<DetectorBuilder, String> {
+    Err("tmp".into())
+}
