@@ -171,7 +171,8 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 )
                 .await
                 .context("loading AI agents")?;
-                let ai = switchyard_ai::Ai::new(settings, agents.clone());
+                let llm = switchyard_ai::llm::Llm::from_env().context("LLM configuration")?;
+                let ai = switchyard_ai::Ai::new(settings, agents.clone(), llm);
                 let (b, s, a, st) = (
                     bus.clone(),
                     store.clone(),

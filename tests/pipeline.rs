@@ -878,16 +878,48 @@ async fn a_message_a_hung_worker_never_finishes_is_dead_lettered_by_the_advisory
 #[tokio::test]
 async fn customers_contracts_and_the_conversation() {
     let mut stack = Stack::new("customers").await;
-    let demo = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/local/demo.sql"
-    ))
-    .expect("demo.sql");
-    sqlx::raw_sql(&demo)
-        .execute(stack.store.pool())
-        .await
-        .expect("demo data");
     start_all(&mut stack).await;
+    let customers: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/local/erp/customers.json"
+        ))
+        .expect("customers.json"),
+    )
+    .expect("customers JSON");
+    let imported = stack
+        .http()
+        .post(stack.url("/api/mind/customer/import"))
+        .bearer_auth(&stack.admin_token)
+        .json(&customers)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(imported.status(), 200);
+    let imported: Value = imported.json().await.expect("import answer");
+    assert_eq!(imported["customers"], 4, "{imported}");
+    assert_eq!(imported["contracts"], 5, "{imported}");
+    // An agent may read the mirror but not load it.
+    let denied = stack
+        .http()
+        .post(stack.url("/api/mind/customer/import"))
+        .bearer_auth(&stack.agent_token)
+        .json(&customers)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(denied.status(), 403);
+    let bad = stack
+        .http()
+        .post(stack.url("/api/mind/customer/import"))
+        .bearer_auth(&stack.admin_token)
+        .json(&serde_json::json!([{"id": 1, "contracts": [{"id": "x"}]}]))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.expect("problem");
+    assert_eq!(bad["errors"][0]["field"], "[0].contracts[0].id", "{bad}");
     let token = stack.agent_token.clone();
 
     let (status, c) = stack

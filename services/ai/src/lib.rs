@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod embedding;
 pub mod identify;
+pub mod llm;
 pub mod preview;
 
 use std::sync::Arc;
@@ -125,14 +126,21 @@ pub struct Ai {
     settings: SettingsCache,
     languages: LanguageDetector,
     agents: Agents,
+    llm: Option<llm::Llm>,
+    /// Detection is CPU-bound: at most one per core at a time, however many messages the stage
+    /// has in flight.
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ai {
-    pub fn new(settings: SettingsCache, agents: Agents) -> Self {
+    pub fn new(settings: SettingsCache, agents: Agents, llm: Option<llm::Llm>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ai {
             settings,
             languages: LanguageDetector::default(),
             agents,
+            llm,
+            cpu: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
@@ -197,7 +205,22 @@ impl StageHandler for Ai {
             .to_owned();
 
         let set = self.agents.get().await;
-        let scores = detect(set.detector.clone(), &subject, &own).await?;
+        let mut scores = {
+            let _core = self
+                .cpu
+                .acquire()
+                .await
+                .map_err(|e| StageError::Transient(e.to_string()))?;
+            detect(set.detector.clone(), &subject, &own).await?
+        };
+        let mut llm_asked = 0;
+        if let Some(llm) = &self.llm {
+            llm_asked = llm.unsure(&scores).len();
+            if let Err(e) = llm.settle(&set.agents, &mut scores, &subject, &own).await {
+                tracing::warn!(error = %e, "LLM not consulted; the offline decision stands");
+                llm_asked = 0;
+            }
+        }
         let analysis = analyze(
             &MessageInput {
                 subject: &subject,
@@ -295,6 +318,7 @@ impl StageHandler for Ai {
             "contractId": contract_id,
             "legitimation": identified.as_ref().map(|i| i.legitimation),
             "identifiedBy": identified.as_ref().map(|i| i.how),
+            "llmAsked": llm_asked,
         });
         Ok(StageOutput {
             ticket_id: input.ticket_id,
