@@ -9,8 +9,17 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::Stack;
 
-async fn send(stack: &Stack, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut r = stack.http().request(method, stack.url(path)).bearer_auth(token);
+async fn send(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = stack
+        .http()
+        .request(method, stack.url(path))
+        .bearer_auth(token);
     if let Some(b) = body {
         r = r.json(b);
     }
@@ -25,15 +34,36 @@ async fn ai_stack(name: &str) -> Stack {
         stack.start(s).await;
     }
     let customers: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/erp/customers.json"))
-            .expect("customers.json"),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/local/erp/customers.json"
+        ))
+        .expect("customers.json"),
     )
     .expect("customers JSON");
-    let (status, _) = send(&stack, reqwest::Method::POST, "/api/mind/customer/import", &stack.admin_token, Some(&customers)).await;
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/import",
+        &stack.admin_token,
+        Some(&customers),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, loaded) = send(&stack, reqwest::Method::POST, "/api/mind/aiAgents/loadDefaults", &stack.admin_token, None).await;
+    let (status, loaded) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgents/loadDefaults",
+        &stack.admin_token,
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{loaded}");
-    assert_eq!(loaded["aiAgents"].as_array().map(Vec::len), Some(8), "{loaded}");
+    assert_eq!(
+        loaded["aiAgents"].as_array().map(Vec::len),
+        Some(8),
+        "{loaded}"
+    );
     stack
 }
 
@@ -49,13 +79,21 @@ async fn ticket(stack: &Stack, mail: &Value) -> i64 {
 }
 
 async fn intents(stack: &Stack, id: i64) -> Value {
-    let (status, v) = stack.get_json(&format!("/api/mind/intent/byTicketId/{id}"), &stack.agent_token).await;
+    let (status, v) = stack
+        .get_json(
+            &format!("/api/mind/intent/byTicketId/{id}"),
+            &stack.agent_token,
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     v
 }
 
 fn intent<'a>(list: &'a Value, code: &str) -> Option<&'a Value> {
-    list["intents"].as_array()?.iter().find(|i| i["code"] == code)
+    list["intents"]
+        .as_array()?
+        .iter()
+        .find(|i| i["code"] == code)
 }
 
 #[tokio::test]
@@ -64,36 +102,68 @@ async fn the_seed_mail_is_understood_and_its_sender_identified() {
     let id = ticket(&stack, &support::seed_mail()).await;
     let found = intents(&stack, id).await;
     assert_eq!(found["ticketId"], id);
-    let relocation = intent(&found, "relocation").unwrap_or_else(|| panic!("no relocation intent: {found}"));
-    assert_eq!(relocation["data"]["newAddress"], "Hugo-Junkers-Str. 5, 82031 Grünwald", "{relocation}");
+    let relocation =
+        intent(&found, "relocation").unwrap_or_else(|| panic!("no relocation intent: {found}"));
+    assert_eq!(
+        relocation["data"]["newAddress"], "Hugo-Junkers-Str. 5, 82031 Grünwald",
+        "{relocation}"
+    );
     assert!(relocation["data"]["moveDate"].is_string(), "{relocation}");
     assert_eq!(relocation["status"], "ready");
     assert!(relocation["aiAgentId"].is_i64());
     let c = relocation["confidence"].as_f64().unwrap_or_default();
     assert!((0.0..=1.0).contains(&c));
-    let meter = intent(&found, "meter_reading").unwrap_or_else(|| panic!("no meter_reading intent: {found}"));
+    let meter = intent(&found, "meter_reading")
+        .unwrap_or_else(|| panic!("no meter_reading intent: {found}"));
     // The reading is on a photo this API mail does not carry: a person must complete it.
     assert_eq!(meter["status"], "preview", "{meter}");
     assert_eq!(found["aiOutcome"], "agentAssist");
 
-    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token).await;
-    assert_eq!(t["customerId"].as_i64().or_else(|| t["customerId"].as_str().and_then(|s| s.parse().ok())), Some(83771), "{t}");
-    assert_eq!(t["contractId"].as_i64().or_else(|| t["contractId"].as_str().and_then(|s| s.parse().ok())), Some(746839), "{t}");
-    assert_eq!(t["customerLegitimation"], 20, "the sender's address is the contract's");
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token)
+        .await;
+    assert_eq!(
+        t["customerId"]
+            .as_i64()
+            .or_else(|| t["customerId"].as_str().and_then(|s| s.parse().ok())),
+        Some(83771),
+        "{t}"
+    );
+    assert_eq!(
+        t["contractId"]
+            .as_i64()
+            .or_else(|| t["contractId"].as_str().and_then(|s| s.parse().ok())),
+        Some(746839),
+        "{t}"
+    );
+    assert_eq!(
+        t["customerLegitimation"], 20,
+        "the sender's address is the contract's"
+    );
     assert_eq!(t["languageCode"], "de");
     assert_eq!(t["sentiment"], "neutral");
     assert_eq!(t["spamStatus"], "auto_clean");
     assert!(t["summary"].as_str().is_some_and(|s| !s.is_empty()));
 
     // A stranger quoting Tom's contract number is found, but not legitimated for dark processing.
-    let id = ticket(&stack, &json!({
-        "channel": "email", "from": "someone@else.example", "subject": "Zählerstand",
-        "body": "Vertragsnummer 746839, Zählerstand 12.345 kWh, Zähler 1ESY1160669167"
-    })).await;
-    let (_, t) = stack.get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token).await;
-    assert!(t["customerLegitimation"].as_i64().is_some_and(|l| l < 20), "{t}");
+    let id = ticket(
+        &stack,
+        &json!({
+            "channel": "email", "from": "someone@else.example", "subject": "Zählerstand",
+            "body": "Vertragsnummer 746839, Zählerstand 12.345 kWh, Zähler 1ESY1160669167"
+        }),
+    )
+    .await;
+    let (_, t) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token)
+        .await;
+    assert!(
+        t["customerLegitimation"].as_i64().is_some_and(|l| l < 20),
+        "{t}"
+    );
     let found = intents(&stack, id).await;
-    let meter = intent(&found, "meter_reading").unwrap_or_else(|| panic!("no meter_reading: {found}"));
+    let meter =
+        intent(&found, "meter_reading").unwrap_or_else(|| panic!("no meter_reading: {found}"));
     assert_eq!(meter["data"]["meterReading"], 12345, "{meter}");
     assert_eq!(meter["data"]["meterNumber"], "1ESY1160669167", "{meter}");
     assert_eq!(meter["status"], "ready");
@@ -104,7 +174,8 @@ async fn the_seed_mail_is_understood_and_its_sender_identified() {
         "body": "Bitte buchen Sie den Abschlag künftig von meinem neuen Konto ab: IBAN DE02 1203 0000 0000 2020 52"
     })).await;
     let found = intents(&stack, id).await;
-    let bank = intent(&found, "bank_data_agent").unwrap_or_else(|| panic!("no bank_data_agent: {found}"));
+    let bank =
+        intent(&found, "bank_data_agent").unwrap_or_else(|| panic!("no bank_data_agent: {found}"));
     assert_eq!(bank["status"], "preview", "{bank}");
     assert!(bank["data"].get("iban").is_none(), "{bank}");
     stack.shutdown().await;
@@ -139,12 +210,33 @@ async fn an_operators_new_agent_is_detected_without_a_restart() {
         ]}}
     });
     // Agents need the permission updateAiAgent: an agent user may not create one.
-    let (status, _) = send(&stack, reqwest::Method::POST, "/api/mind/aiAgent", &stack.agent_token, Some(&agent)).await;
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgent",
+        &stack.agent_token,
+        Some(&agent),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, created) = send(&stack, reqwest::Method::POST, "/api/mind/aiAgent", &stack.admin_token, Some(&agent)).await;
+    let (status, created) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgent",
+        &stack.admin_token,
+        Some(&agent),
+    )
+    .await;
     assert_eq!(status, 200, "{created}");
     let agent_id = created["aiAgent"]["id"].as_i64().expect("agent id");
-    let (status, _) = send(&stack, reqwest::Method::POST, "/api/mind/aiAgent", &stack.admin_token, Some(&agent)).await;
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgent",
+        &stack.admin_token,
+        Some(&agent),
+    )
+    .await;
     assert_eq!(status, 409, "a slug is unique");
 
     // Detected by the running ai replica once AiAgentChanged arrived (no restart).
@@ -161,35 +253,101 @@ async fn an_operators_new_agent_is_detected_without_a_restart() {
 
     // Preview: a dry run of an unsaved change on the first ticket; nothing is written.
     let intents_before = stack.count("SELECT count(*) FROM intents").await;
-    let (status, preview) = send(&stack, reqwest::Method::POST, &format!("/api/mind/aiAgent/{agent_id}/preview"),
-        &stack.admin_token, Some(&json!({"ticketId": before, "name": "Einspeisung (neu)"}))).await;
+    let (status, preview) = send(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/api/mind/aiAgent/{agent_id}/preview"),
+        &stack.admin_token,
+        Some(&json!({"ticketId": before, "name": "Einspeisung (neu)"})),
+    )
+    .await;
     assert_eq!(status, 200, "{preview}");
     assert_eq!(preview["success"], true, "{preview}");
     assert_eq!(preview["detected"], true, "{preview}");
-    assert_eq!(stack.count("SELECT count(*) FROM intents").await, intents_before);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM intents").await,
+        intents_before
+    );
 
     // The API: list formats, tree, get, patch (deep merge), similar tickets, delete.
-    let (_, list) = stack.get_json("/api/mind/aiAgents?format=short", &stack.agent_token).await;
+    let (_, list) = stack
+        .get_json("/api/mind/aiAgents?format=short", &stack.agent_token)
+        .await;
     assert_eq!(list["total"], 9);
     let first = &list["aiAgents"][0];
-    assert!(first.get("settings").is_none() && first.get("slug").is_some(), "{first}");
-    let (_, tree) = stack.get_json("/api/mind/aiAgents/tree", &stack.agent_token).await;
-    assert!(tree["aiAgentsTree"].as_array().is_some_and(|t| !t.is_empty()), "{tree}");
+    assert!(
+        first.get("settings").is_none() && first.get("slug").is_some(),
+        "{first}"
+    );
+    let (_, tree) = stack
+        .get_json("/api/mind/aiAgents/tree", &stack.agent_token)
+        .await;
+    assert!(
+        tree["aiAgentsTree"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{tree}"
+    );
     let (status, patched) = send(&stack, reqwest::Method::PATCH, &format!("/api/mind/aiAgent/{agent_id}"),
         &stack.admin_token, Some(&json!({"description": "PV und Balkonkraftwerke", "settings": {"personality": {"style": "kurz"}}}))).await;
     assert_eq!(status, 200, "{patched}");
-    assert_eq!(patched["aiAgent"]["settings"]["detectionDetails"]["examples"].as_array().map(Vec::len), Some(12), "deep merge keeps examples");
-    assert_eq!(patched["aiAgent"]["settings"]["personality"]["style"], "kurz");
-    let (status, bad) = send(&stack, reqwest::Method::PATCH, &format!("/api/mind/aiAgent/{agent_id}"),
-        &stack.admin_token, Some(&json!({"settings": {"parameters": [{"key": "a", "validation": "zodiac"}]}}))).await;
+    assert_eq!(
+        patched["aiAgent"]["settings"]["detectionDetails"]["examples"]
+            .as_array()
+            .map(Vec::len),
+        Some(12),
+        "deep merge keeps examples"
+    );
+    assert_eq!(
+        patched["aiAgent"]["settings"]["personality"]["style"],
+        "kurz"
+    );
+    let (status, bad) = send(
+        &stack,
+        reqwest::Method::PATCH,
+        &format!("/api/mind/aiAgent/{agent_id}"),
+        &stack.admin_token,
+        Some(&json!({"settings": {"parameters": [{"key": "a", "validation": "zodiac"}]}})),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert_eq!(bad["errors"][0]["field"], "settings.parameters[0].validation", "{bad}");
-    let (status, similar) = stack.get_json(&format!("/api/mind/aiAgent/{agent_id}/similarTickets"), &stack.agent_token).await;
+    assert_eq!(
+        bad["errors"][0]["field"], "settings.parameters[0].validation",
+        "{bad}"
+    );
+    let (status, similar) = stack
+        .get_json(
+            &format!("/api/mind/aiAgent/{agent_id}/similarTickets"),
+            &stack.agent_token,
+        )
+        .await;
     assert_eq!(status, 200);
-    assert!(similar["tickets"].as_array().is_some_and(|t| !t.is_empty()), "{similar}");
-    let (status, _) = send(&stack, reqwest::Method::DELETE, &format!("/api/mind/aiAgent/{agent_id}"), &stack.admin_token, None).await;
+    assert!(
+        similar["tickets"].as_array().is_some_and(|t| !t.is_empty()),
+        "{similar}"
+    );
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::DELETE,
+        &format!("/api/mind/aiAgent/{agent_id}"),
+        &stack.admin_token,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(stack.get_json(&format!("/api/mind/aiAgent/{agent_id}"), &stack.agent_token).await.0, 404);
-    assert_eq!(stack.get_json("/api/mind/intent/byTicketId/999999", &stack.agent_token).await.0, 404);
+    assert_eq!(
+        stack
+            .get_json(&format!("/api/mind/aiAgent/{agent_id}"), &stack.agent_token)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        stack
+            .get_json("/api/mind/intent/byTicketId/999999", &stack.agent_token)
+            .await
+            .0,
+        404
+    );
     stack.shutdown().await;
 }

@@ -56,7 +56,10 @@ impl Llm {
             return Ok(None);
         };
         let timeout: u64 = env("LLM_TIMEOUT_MS")
-            .map(|v| v.parse().map_err(|_| LlmError::Config("LLM_TIMEOUT_MS must be milliseconds".into())))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| LlmError::Config("LLM_TIMEOUT_MS must be milliseconds".into()))
+            })
             .transpose()?
             .unwrap_or(10_000);
         let band = match env("LLM_UNSURE_BAND") {
@@ -149,8 +152,8 @@ pub fn parse_answer(answer: &Value) -> Result<Vec<String>, LlmError> {
         .trim_start_matches("```")
         .trim_end_matches("```")
         .trim();
-    let choice: Choice =
-        serde_json::from_str(trimmed).map_err(|e| LlmError::Answer(format!("not the asked JSON: {e}")))?;
+    let choice: Choice = serde_json::from_str(trimmed)
+        .map_err(|e| LlmError::Answer(format!("not the asked JSON: {e}")))?;
     Ok(choice.intents)
 }
 
@@ -160,9 +163,11 @@ mod tests {
 
     #[test]
     fn answers_with_and_without_fences() -> Result<(), LlmError> {
-        let plain = json!({"choices": [{"message": {"content": "{\"intents\": [\"relocation\"]}"}}]});
+        let plain =
+            json!({"choices": [{"message": {"content": "{\"intents\": [\"relocation\"]}"}}]});
         assert_eq!(parse_answer(&plain)?, vec!["relocation"]);
-        let fenced = json!({"choices": [{"message": {"content": "```json\n{\"intents\": []}\n```"}}]});
+        let fenced =
+            json!({"choices": [{"message": {"content": "```json\n{\"intents\": []}\n```"}}]});
         assert!(parse_answer(&fenced)?.is_empty());
         assert!(parse_answer(&json!({"choices": []})).is_err());
         assert!(parse_answer(&json!({"choices": [{"message": {"content": "yes"}}]})).is_err());

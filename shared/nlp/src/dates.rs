@@ -139,7 +139,7 @@ static PART_OF_MONTH: LazyLock<Regex> = LazyLock::new(|| {
 static MONTH_END: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(monatsende|jahresende|ultimo)\b"));
 static RELATIVE_DAY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(vorgestern|gestern|heute|übermorgen|morgen|day\s+before\s+yesterday|yesterday|today|day\s+after\s+tomorrow|tomorrow)\b",
+        r"(?i)\b(vorgestern|gestern|heute|übermorgen|morgen|day\s+before\s+yesterday|yesterday|today|this\s+morning|this\s+afternoon|this\s+evening|tonight|day\s+after\s+tomorrow|tomorrow)\b",
     )
 });
 static WEEKDAY: LazyLock<Regex> = LazyLock::new(|| {
@@ -400,7 +400,7 @@ pub fn find_dates(text: &str, reference: NaiveDate) -> Vec<FoundDate> {
         {
             "vorgestern" | "day before yesterday" => -2,
             "gestern" | "yesterday" => -1,
-            "heute" | "today" => 0,
+            "heute" | "today" | "this morning" | "this afternoon" | "this evening" | "tonight" => 0,
             "morgen" | "tomorrow" => 1,
             _ => 2,
         };

@@ -80,7 +80,7 @@ static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
 static METER_DIN: LazyLock<Regex> = LazyLock::new(|| re(r"\b\d[A-Z]{3}[A-Z0-9]{6,12}\b"));
 static METER_LABELLED: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:zählernummer|zaehlernummer|zählernr|zähler-nr|zähler\s+nr|zähler|meter\s+number|meter\s+no|meter\s+id|meter\s+serial(?:\s+number)?|meter|counter\s+number)\b\.?\s*[:#]?\s*(?:ist|is|lautet|mit\s+der\s+nummer|with\s+(?:the\s+)?number|nummer|number)?\s*[:#]?\s*([A-Z0-9][A-Z0-9\-/]{3,24})",
+        r"(?i)\b(?:zählernummer|zaehlernummer|zählernr|zähler-nr|zähler\s+nr|zähler|meter\s+number|meter\s+no|meter\s+id|meter\s+serial(?:\s+number)?|meter|counter\s+number)\b\.?\s*[:#(]?\s*(?:ist|is|lautet|mit\s+der\s+nummer|with\s+(?:the\s+)?number|nummer|number|nr\.?|no\.?)?\s*[:#]?\s*([A-Z0-9][A-Z0-9\-/]{3,24})",
     )
 });
 static NUMBER_WITH_UNIT: LazyLock<Regex> = LazyLock::new(|| {
@@ -95,7 +95,7 @@ static READING_LABELLED: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"((?:[A-ZÄÖÜ][\w.\-]*\s){0,3}[\w.\-]*?(?i:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|street|road|avenue|lane)\s*\d{1,4}\s?[a-zA-Z]?)\s*,?\s*(?:in\s+)?(\d{5})\s+([A-ZÄÖÜ][\w\-]+(?:\s(?:am|an\sder|im|bei|ob\sder)\s[A-ZÄÖÜ][\w\-]+)?)",
+        r"((?:[A-ZÄÖÜ][\w.\-]*\s){0,3}[\w.\-]*?(?i:straße|strasse|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|steig|pfad|markt|street|road|avenue|lane)\s*\d{1,4}\s?[a-zA-Z]?|(?:Am|An\sder|An\sden|Im|In\sder|In\sden|Auf\sdem|Auf\sder|Zum|Zur|Unter\sden|Hinter\sder|Vor\sdem|Beim)\s[A-ZÄÖÜ][\w\-]+(?:\s[A-ZÄÖÜ][\w\-]+)?\s\d{1,4}\s?[a-zA-Z]?)\s*,?\s*(?:in\s+)?(\d{5})\s+([A-ZÄÖÜ][\w\-]+(?:\s(?:am|an\sder|im|bei|ob\sder)\s[A-ZÄÖÜ][\w\-]+)?)",
     )
 });
 static POSTAL_CODE: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{5})\s+[A-ZÄÖÜ]"));
@@ -401,6 +401,35 @@ fn street_name(raw: &str) -> Option<String> {
         return None;
     }
     let mut first = number_at - 1;
+    // "Am Stadtgarten 12", "An der Alster 3": the preposition belongs to the name.
+    const LEADS: &[&str] = &[
+        "am", "an", "im", "in", "auf", "zum", "zur", "unter", "hinter", "vor", "beim", "der",
+        "den", "dem",
+    ];
+    if let Some(lead) = words[..number_at].iter().position(|w| {
+        w.starts_with(char::is_uppercase) && LEADS.contains(&w.to_lowercase().as_str())
+    }) {
+        return Some(words[lead..].join(" "));
+    }
+    // A compound street word ("Hauptstraße", "Hugo-Junkers-Str.") is the whole name; a bare
+    // suffix ("Kölner Straße", "Baker Street") takes the words before it.
+    const BARE: &[&str] = &[
+        "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
+        "chaussee", "street", "road", "avenue", "lane", "markt",
+    ];
+    if !BARE.contains(&words[first].to_lowercase().as_str()) {
+        // A place adjective before it belongs to the name ("Weender Landstraße").
+        if first > 0 {
+            let before = words[first - 1];
+            if before.starts_with(char::is_uppercase)
+                && before.ends_with("er")
+                && !NOT_STREET.contains(&before.to_lowercase().as_str())
+            {
+                first -= 1;
+            }
+        }
+        return Some(words[first..].join(" "));
+    }
     while first > 0 && number_at - first < 3 {
         let w = words[first - 1];
         let capitalised = w.starts_with(char::is_uppercase);
