@@ -36,6 +36,10 @@ struct Mail {
     sentiment: String,
     #[serde(default)]
     invalid_iban: bool,
+    #[serde(default)]
+    spam: bool,
+    #[serde(default)]
+    auto_reply: bool,
 }
 
 #[derive(Default)]
@@ -57,6 +61,10 @@ struct Counts {
     sentiment_ok: usize,
     invalid_iban_ready: usize,
     invalid_iban_n: usize,
+    machine_ok: usize,
+    machine_n: usize,
+    clean_flagged: usize,
+    clean_n: usize,
     millis: Vec<f64>,
 }
 
@@ -227,6 +235,23 @@ fn main() -> Result<()> {
                 println!("{}: sentiment {predicted}, expected negative", m.id);
             }
         }
+        let flagged = a.spam != switchyard_nlp::spam::SpamStatus::Clean;
+        if m.spam || m.auto_reply {
+            c.machine_n += 1;
+            if flagged {
+                c.machine_ok += 1;
+            } else if verbose {
+                println!("{}: spam/auto-reply not recognised", m.id);
+            }
+        } else {
+            c.clean_n += 1;
+            if flagged {
+                c.clean_flagged += 1;
+                if verbose {
+                    println!("{}: a customer's mail flagged {}", m.id, a.spam.as_str());
+                }
+            }
+        }
         if m.invalid_iban {
             c.invalid_iban_n += 1;
             if a.intents
@@ -268,6 +293,14 @@ fn main() -> Result<()> {
     println!(
         "  invalid IBAN → ready    {} of {}",
         c.invalid_iban_ready, c.invalid_iban_n
+    );
+    println!(
+        "  spam/auto-reply recall  {}",
+        pct(c.machine_ok, c.machine_n)
+    );
+    println!(
+        "  customer mail flagged   {}",
+        pct(c.clean_flagged, c.clean_n)
     );
     println!("  ms per mail (wall, one thread): mean {mean:.1}, p95 {p95:.1}");
     Ok(())

@@ -132,7 +132,46 @@ const SPAM: &[&str] = &[
     "million dollars",
     "millionen euro",
     "wire transfer",
+    "seo",
+    "google",
+    "platz 1",
+    "ranking",
+    "% rabatt",
+    "% off",
+    "kostenloses erstgespräch",
+    "free consultation",
+    "garantiert",
+    "guaranteed",
+    "action required",
+    "handlungsbedarf",
+    "verfällt ihr anspruch",
+    "innerhalb von 24 stunden",
+    "within 24 hours",
+    "within 48 hours",
+    "unless you verify",
+    "kreditkarte",
+    "credit card",
+    "card number",
 ];
+
+/// A request for credentials behind a link: phishing, whatever else it says.
+fn phishing(text: &str) -> bool {
+    let asks = [
+        "kreditkarte",
+        "credit card",
+        "card number",
+        " pin",
+        "passwort",
+        "password",
+        "tan ",
+        "zugangsdaten",
+        "login details",
+    ]
+    .iter()
+    .any(|w| text.contains(w));
+    let link = text.contains("http://") || text.contains("https://") || text.contains("www.");
+    asks && link
+}
 
 /// Whether a mail is spam, machine-sent or from a person.
 pub fn classify(facts: &MailFacts) -> SpamStatus {
@@ -155,6 +194,9 @@ pub fn classify(facts: &MailFacts) -> SpamStatus {
         || AUTO_REPLY_BODY.iter().any(|w| body.contains(w))
     {
         return SpamStatus::Programmatic;
+    }
+    if phishing(&body) {
+        return SpamStatus::Spam;
     }
     let spam_hits = SPAM
         .iter()
@@ -222,6 +264,21 @@ mod tests {
                 "Zum Abmelden klicken Sie auf abbestellen."
             )),
             SpamStatus::Programmatic
+        );
+    }
+
+    #[test]
+    fn phishing_and_marketing_are_spam() {
+        assert_eq!(
+            classify(&facts("Action required: your direct debit has been suspended", "verify your bank details (IBAN, card number and PIN) here: https://billing-support.example/verify")),
+            SpamStatus::Spam
+        );
+        assert_eq!(
+            classify(&facts(
+                "Platz 1 bei Google garantiert",
+                "Wir haben 47 SEO-Fehler gefunden! Jetzt 50 % Rabatt."
+            )),
+            SpamStatus::Spam
         );
     }
 
