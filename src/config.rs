@@ -18,6 +18,8 @@ pub struct Config {
     pub replica: String,
     pub concurrency: usize,
     pub batch_size: usize,
+    /// Messages the ai stage works on at once (each in its own transaction).
+    pub ai_concurrency: usize,
     pub max_deliver: i64,
     pub ack_wait: Duration,
     pub max_ack_pending: i64,
@@ -73,6 +75,7 @@ impl Config {
             replica: var("REPLICA_ID", &format!("{host}-{}", std::process::id())),
             concurrency: parsed("STAGE_CONCURRENCY", "64")?,
             batch_size: parsed("STAGE_BATCH_SIZE", "16")?,
+            ai_concurrency: parsed("AI_STAGE_CONCURRENCY", "8")?,
             max_deliver: parsed("STAGE_MAX_DELIVER", "5")?,
             ack_wait: Duration::from_secs(parsed("STAGE_ACK_WAIT_SECS", "30")?),
             max_ack_pending: parsed("STAGE_MAX_ACK_PENDING", "4096")?,

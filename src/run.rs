@@ -173,6 +173,13 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 .context("loading AI agents")?;
                 let llm = switchyard_ai::llm::Llm::from_env().context("LLM configuration")?;
                 let ai = switchyard_ai::Ai::new(settings, agents.clone(), llm);
+                // Each message in its own short transaction: the CPU work of one (a photo) never
+                // holds up the others of a batch, and few transactions wait on the cores.
+                let config = StageConfig {
+                    batch_size: 1,
+                    concurrency: cfg.ai_concurrency,
+                    ..config
+                };
                 let (b, s, a, st) = (
                     bus.clone(),
                     store.clone(),
