@@ -351,3 +351,130 @@ async fn an_operators_new_agent_is_detected_without_a_restart() {
     );
     stack.shutdown().await;
 }
+
+/// A local server speaking the OpenAI-compatible chat API: answers every question with
+/// `{"intents": ["payment_plan"]}` and keeps the requests it got.
+async fn fake_llm() -> (
+    String,
+    std::sync::Arc<tokio::sync::Mutex<Vec<(Option<String>, Value)>>>,
+) {
+    use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
+    type Seen = std::sync::Arc<tokio::sync::Mutex<Vec<(Option<String>, Value)>>>;
+    let seen: Seen = Default::default();
+    async fn complete(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> Json<Value> {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        seen.lock().await.push((auth, body));
+        Json(
+            json!({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "{\"intents\": [\"payment_plan\"]}"}}]}),
+        )
+    }
+    let app = Router::new()
+        .route("/v1/chat/completions", post(complete))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), seen)
+}
+
+#[tokio::test]
+async fn an_llm_settles_what_the_offline_path_is_unsure_about() {
+    let (url, seen) = fake_llm().await;
+    let mut stack = Stack::new("ai_llm").await;
+    stack.extra_env.insert("LLM_BASE_URL".into(), url);
+    stack
+        .extra_env
+        .insert("LLM_MODEL".into(), "local-test".into());
+    stack
+        .extra_env
+        .insert("LLM_API_KEY".into(), "sk-test-secret".into());
+    // Every agent counts as unsure here, so the model decides them all.
+    stack
+        .extra_env
+        .insert("LLM_UNSURE_BAND".into(), "0,1".into());
+    for s in ["api", "ingest", "ai", "router", "autoexecute"] {
+        stack.start(s).await;
+    }
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgents/loadDefaults",
+        &stack.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let id = ticket(
+        &stack,
+        &json!({
+            "channel": "email", "from": "kunde@example.org", "subject": "Zählerstand",
+            "body": "Mein Zählerstand ist 4711 kWh, Zähler 1ESY1160612345."
+        }),
+    )
+    .await;
+    let found = intents(&stack, id).await;
+    let codes: Vec<&str> = found["intents"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|i| i["code"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        codes,
+        vec!["payment_plan"],
+        "the model's answer stands: {found}"
+    );
+    let seen = seen.lock().await;
+    assert!(!seen.is_empty(), "the model was never asked");
+    let (auth, body) = &seen[0];
+    assert_eq!(auth.as_deref(), Some("Bearer sk-test-secret"));
+    assert_eq!(body["model"], "local-test");
+    assert_eq!(body["response_format"]["type"], "json_object");
+    assert!(
+        body["messages"][1]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("meter_reading")),
+        "{body}"
+    );
+    // The key never reaches a log.
+    let logs = std::fs::read_dir(stack.log_dir())
+        .expect("logs")
+        .filter_map(|e| e.ok())
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(!logs.contains("sk-test-secret"));
+    drop(seen);
+
+    // A model that fails leaves the offline decision standing.
+    stack.kill("ai").await;
+    stack
+        .extra_env
+        .insert("LLM_BASE_URL".into(), "http://127.0.0.1:9/v1".into());
+    stack
+        .extra_env
+        .insert("LLM_TIMEOUT_MS".into(), "500".into());
+    stack.start("ai").await;
+    let id = ticket(
+        &stack,
+        &json!({
+            "channel": "email", "from": "kunde@example.org", "subject": "Zählerstand",
+            "body": "Mein Zählerstand ist 4711 kWh, Zähler 1ESY1160612345."
+        }),
+    )
+    .await;
+    let found = intents(&stack, id).await;
+    assert!(
+        intent(&found, "meter_reading").is_some(),
+        "offline decision: {found}"
+    );
+    stack.shutdown().await;
+}
