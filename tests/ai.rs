@@ -118,6 +118,32 @@ async fn the_seed_mail_is_understood_and_its_sender_identified() {
     // The reading is on a photo this API mail does not carry: a person must complete it.
     assert_eq!(meter["status"], "preview", "{meter}");
     assert_eq!(found["aiOutcome"], "agentAssist");
+    // The reply the relocation agent would send, in the ticket's language, nothing executed.
+    let (status, o) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiAgent/outcome",
+        &stack.agent_token,
+        Some(&json!({"aiAgentId": relocation["aiAgentId"], "ticketId": id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["outcome"]["language"], "de", "{o}");
+    assert!(
+        o["outcome"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Hugo-Junkers-Str. 5, 82031 Grünwald")),
+        "{o}"
+    );
+    let (status, o) = send(&stack, reqwest::Method::POST, "/api/mind/aiAgent/outcome", &stack.agent_token,
+        Some(&json!({"aiAgentId": relocation["aiAgentId"], "data": {"moveDate": "2026-12-01", "newAddress": "Lindenstraße 5, 10115 Berlin"}, "language": "en"}))).await;
+    assert_eq!(status, 200, "{o}");
+    assert!(
+        o["outcome"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("on 2026-12-01 to Lindenstraße 5")),
+        "{o}"
+    );
 
     let (_, t) = stack
         .get_json(&format!("/api/mind/ticket/{id}"), &stack.agent_token)

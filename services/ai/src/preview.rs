@@ -113,6 +113,10 @@ async fn preview(store: &Store, ai: &Ai, req: Request) -> anyhow::Result<Value> 
         Thresholds::default(),
     );
     let intent = analysis.intents.iter().find(|i| i.slug == agent.slug);
+    let outcome = intent
+        .map(|i| switchyard_agents::outcome(&agent, &i.data, &language))
+        .transpose()?
+        .flatten();
     Ok(json!({
         "success": true,
         "error": null,
@@ -124,9 +128,9 @@ async fn preview(store: &Store, ai: &Ai, req: Request) -> anyhow::Result<Value> 
         "detectedInputParameters": intent.map(|i| Value::Object(i.data.clone())),
         "dataOutcome": intent.map(|i| Value::Object(i.data.clone())),
         "dataOutcomeInfo": intent.map(|i| Value::Array(i.infos.clone())),
-        "customerOutcome": null,
-        "customerOutcomeType": null,
-        "customerOutcomeInfo": "replies are rendered when the agent is executed",
+        "customerOutcome": outcome.as_ref().and_then(|o| o.text.clone()),
+        "customerOutcomeType": outcome.as_ref().map(|o| o.ty.clone()),
+        "customerOutcomeInfo": outcome.as_ref().map(|o| json!({"case": o.case, "description": o.description, "autoExecute": o.auto_execute, "language": o.language})),
         "executorOutput": null,
         "curlRequests": [],
     }))

@@ -35,6 +35,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(create_agent))
         .routes(routes!(get_agent, update_agent, delete_agent))
         .routes(routes!(preview_agent))
+        .routes(routes!(agent_outcome))
         .routes(routes!(similar_tickets))
         .routes(routes!(intents_by_ticket))
 }
@@ -522,6 +523,85 @@ async fn preview_agent(
     let value: Value =
         serde_json::from_slice(&reply.payload).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(value))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct OutcomeRequest {
+    /// A stored agent…
+    ai_agent_id: Option<i64>,
+    /// …or an unsaved definition.
+    #[schema(value_type = Option<Object>)]
+    ai_agent: Option<AiAgent>,
+    /// The parameters; absent: the data of the agent's intent on `ticketId`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    data: Option<serde_json::Map<String, Value>>,
+    /// Language of the reply (`de`, `en`); absent: the ticket's, else `de`.
+    language: Option<String>,
+    ticket_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct OutcomeAnswer {
+    success: bool,
+    /// The response case that applies and the reply rendered from it; null when none applies.
+    #[schema(value_type = Option<Object>)]
+    outcome: Option<switchyard_agents::Outcome>,
+    #[schema(value_type = Object)]
+    data: serde_json::Map<String, Value>,
+}
+
+/// Get the outcome of an AI Agent: the response case that applies to the parameters and the
+/// customer reply rendered from it, without executing anything
+#[utoipa::path(post, path = "/api/mind/aiAgent/outcome", tag = "aiAgent", request_body = OutcomeRequest,
+    responses((status = 200, body = OutcomeAnswer), (status = 404, body = crate::Problem)))]
+async fn agent_outcome(
+    State(state): State<ApiState>,
+    auth: Auth,
+    ApiJson(req): ApiJson<OutcomeRequest>,
+) -> ApiResult<Json<OutcomeAnswer>> {
+    auth.require(Permission::ReadTickets)?;
+    let mut conn = state.store.pool().acquire().await?;
+    let agent = match (req.ai_agent, req.ai_agent_id) {
+        (Some(a), _) => {
+            validate(&a)?;
+            a
+        }
+        (None, Some(id)) => ai_agents::get_typed(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("aiAgent {id}")))?,
+        (None, None) => return Err(ApiError::field("aiAgentId", "give aiAgentId or aiAgent")),
+    };
+    let mut language = req.language;
+    let mut data = req.data;
+    if let Some(ticket_id) = req.ticket_id {
+        if !intents::ticket_exists(&mut conn, ticket_id).await? {
+            return Err(ApiError::NotFound(format!("ticket {ticket_id}")));
+        }
+        if language.is_none() {
+            language = sqlx::query_scalar("SELECT language_code FROM tickets WHERE id = $1")
+                .bind(ticket_id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(switchyard_store::StoreError::from)?;
+        }
+        if data.is_none() {
+            data = intents::active_data(&mut conn, ticket_id, &agent.slug)
+                .await?
+                .and_then(|d| d.as_object().cloned());
+        }
+    }
+    let data = data.unwrap_or_default();
+    let language = language.unwrap_or_else(|| "de".to_owned());
+    let outcome = switchyard_agents::outcome(&agent, &data, &language)
+        .map_err(|e| ApiError::field("aiAgent.settings.responseCases", e.to_string()))?;
+    Ok(Json(OutcomeAnswer {
+        success: true,
+        outcome,
+        data,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
