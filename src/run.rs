@@ -254,6 +254,11 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         } else {
             Health::new()
         };
+        let (s, b, st) = (store.clone(), bus.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            switchyard_api::quality::run_collector(s, b, Duration::from_secs(1), st).await;
+            Ok(())
+        });
         let mut stop = stop_rx.clone();
         let addr = cfg.api_addr;
         tasks.spawn(async move {

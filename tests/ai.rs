@@ -171,6 +171,123 @@ async fn the_seed_mail_is_understood_and_its_sender_identified() {
     assert_eq!(t["spamStatus"], "auto_clean");
     assert!(t["summary"].as_str().is_some_and(|s| !s.is_empty()));
 
+    // AI quality check: the ticket becomes a test case; a run replays it with nothing written
+    // and scores it per dimension.
+    let agent_id = relocation["aiAgentId"].as_i64().expect("agent id");
+    let (status, cases) = send(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/api/mind/aiQualityCheck/testCase/{agent_id}"),
+        &stack.admin_token,
+        Some(&json!({"ticketIds": [id]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{cases}");
+    assert_eq!(
+        cases["testCases"][0]["expectedResult"]["contractId"], 746839,
+        "{cases}"
+    );
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/api/mind/aiQualityCheck/testCase/{agent_id}"),
+        &stack.agent_token,
+        Some(&json!({"ticketIds": [id]})),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "quality checks need the aiQualityCheck permission"
+    );
+    let (_, agents) = stack
+        .get_json("/api/mind/aiQualityCheck/testAiAgent", &stack.admin_token)
+        .await;
+    assert_eq!(agents["aiAgents"][0]["id"], agent_id, "{agents}");
+    let modified = stack
+        .count(&format!(
+            "SELECT extract(epoch FROM modified_at)::bigint FROM tickets WHERE id = {id}"
+        ))
+        .await;
+    let intents_before = stack.count("SELECT count(*) FROM intents").await;
+    let (status, run) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/aiQualityCheck/testRun",
+        &stack.admin_token,
+        Some(&json!({"aiAgentId": agent_id, "description": "nightly"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["testRun"]["id"].as_i64().expect("run id");
+    let mut detail = Value::Null;
+    for _ in 0..120 {
+        detail = stack
+            .get_json(
+                &format!("/api/mind/aiQualityCheck/testRun/{run_id}"),
+                &stack.admin_token,
+            )
+            .await
+            .1;
+        if detail["testRun"]["state"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(detail["testRun"]["state"], "finished", "{detail}");
+    assert_eq!(
+        detail["scores"]["overall"], 1.0,
+        "the replay reproduces the ticket: {detail}"
+    );
+    assert_eq!(
+        detail["tickets"][0]["actualResult"]["inputParameters"]["relocation"]["newAddress"],
+        "Hugo-Junkers-Str. 5, 82031 Grünwald"
+    );
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT extract(epoch FROM modified_at)::bigint FROM tickets WHERE id = {id}"
+            ))
+            .await,
+        modified,
+        "a test run changed the ticket"
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM intents").await,
+        intents_before,
+        "a test run wrote intents"
+    );
+    // A wrong expectation scores lower; accepting the observed result restores it.
+    let mut wrong = detail["tickets"][0]["expectedResult"].clone();
+    wrong["sentiment"] = json!("negative");
+    let (status, t) = send(
+        &stack,
+        reqwest::Method::PATCH,
+        &format!("/api/mind/aiQualityCheck/testRun/{run_id}/updateExpectedResult/{id}"),
+        &stack.admin_token,
+        Some(&wrong),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["testTicket"]["scores"]["sentiment"], 0.0, "{t}");
+    let (status, t) = send(
+        &stack,
+        reqwest::Method::PATCH,
+        &format!("/api/mind/aiQualityCheck/testRun/{run_id}/acceptExpectedResult/{id}"),
+        &stack.admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["testTicket"]["scores"]["overall"], 1.0, "{t}");
+    let (_, runs) = stack
+        .get_json(
+            "/api/mind/aiQualityCheck/testRun?limit=10",
+            &stack.admin_token,
+        )
+        .await;
+    assert_eq!(runs["total"], 1);
+    assert_eq!(runs["testRuns"][0]["ticketsTested"], 1, "{runs}");
+
     // A stranger quoting Tom's contract number is found, but not legitimated for dark processing.
     let id = ticket(
         &stack,

@@ -10,6 +10,7 @@ mod customers;
 mod dlq;
 mod error;
 mod extract;
+pub mod quality;
 mod routing;
 mod settings;
 mod subchannels;
@@ -146,6 +147,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(subchannels::routes())
         .merge(chat::routes())
         .merge(ai_agents::routes())
+        .merge(quality::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

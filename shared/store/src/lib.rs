@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod customers;
 pub mod dead_letters;
 pub mod intents;
+pub mod quality;
 pub mod reloading;
 pub mod routing;
 pub mod search;
