@@ -161,8 +161,9 @@ impl Encoder {
         Ok(out)
     }
 
-    /// Embeds in small engine batches, so a long list never allocates one huge activation buffer.
-    fn embed_batch_on_this_thread<S: AsRef<str>>(
+    /// Embeds many texts on the calling thread only (one core), in small engine batches so a
+    /// long list never allocates one huge activation buffer. What a per-mail call wants.
+    pub fn embed_batch_on_this_thread<S: AsRef<str>>(
         &self,
         texts: &[S],
         kind: Kind,
