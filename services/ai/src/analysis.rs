@@ -151,6 +151,21 @@ fn evidence_spans(text: &str, evidence: &[String]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Whether the sentence holding the candidate has one of the (positive) cue words.
+fn cue_in_sentence(text: &str, c: &Candidate, keywords: &[String]) -> bool {
+    let start = text[..c.start]
+        .rfind(['.', '!', '?', '\n'])
+        .map_or(0, |i| i + 1);
+    let end = text[c.end..]
+        .find(['.', '!', '?', '\n'])
+        .map_or(text.len(), |i| c.end + i);
+    let sentence = text[start..end].to_lowercase();
+    keywords
+        .iter()
+        .filter(|k| !k.starts_with('!'))
+        .any(|k| sentence.contains(&k.to_lowercase()))
+}
+
 fn within(c: &Candidate, spans: &[(usize, usize)]) -> bool {
     spans.iter().any(|(a, b)| c.start >= *a && c.end <= *b)
 }
@@ -188,7 +203,12 @@ fn extract(
         } else {
             &preferred
         };
-        let picked = params::pick(pool, text, &p.keywords).cloned();
+        let mut picked = params::pick(pool, text, &p.keywords).cloned();
+        // An optional value is taken only where its sentence says what it is: a reading date
+        // must not be the move date of the next sentence.
+        if !p.required && preferred.is_empty() && !p.keywords.is_empty() {
+            picked = picked.filter(|c| cue_in_sentence(text, c, &p.keywords));
+        }
         match picked {
             Some(c) if c.problem.is_none() => {
                 data.insert(p.key.clone(), c.value);

@@ -1,4 +1,117 @@
+//! The production detector: the few-shot embedding model of `switchyard-intents` over the
+//! agents' descriptions and detection examples.
+
+use std::sync::{Arc, Mutex};
+
+use switchyard_domain::AiAgent;
+use switchyard_intents::{AgentSpec, Encoder, IntentModel};
+
+use crate::analysis::{Detector, Scored};
 use crate::DetectorBuilder;
-pub fn builder() -> Result<DetectorBuilder, String> {
-    Err("tmp".into())
+
+struct EmbeddingDetector(Arc<IntentModel>);
+
+impl Detector for EmbeddingDetector {
+    fn detect(&self, subject: &str, body: &str) -> Result<Vec<Scored>, String> {
+        let detection = self.0.detect(subject, body).map_err(|e| e.to_string())?;
+        Ok(detection
+            .agents
+            .into_iter()
+            .map(|a| Scored {
+                slug: a.key,
+                confidence: a.confidence,
+                detected: a.detected,
+                evidence: a.evidence.into_iter().collect(),
+            })
+            .collect())
+    }
+}
+
+fn spec(agent: &AiAgent) -> AgentSpec {
+    AgentSpec {
+        key: agent.slug.clone(),
+        description: agent.description.clone(),
+        examples: agent.settings.detection_details.examples.clone(),
+    }
+}
+
+/// Loads the encoder once (MODELS_DIR) and builds a model per agent set; the last model is
+/// kept so a rebuild after one agent changed embeds only that agent's examples.
+pub fn builder() -> Result<DetectorBuilder, switchyard_intents::Error> {
+    let encoder = Arc::new(Encoder::from_env()?);
+    let last: Arc<Mutex<Option<Arc<IntentModel>>>> = Arc::new(Mutex::new(None));
+    Ok(Arc::new(move |agents: &[AiAgent]| {
+        let specs: Vec<AgentSpec> = agents.iter().map(spec).collect();
+        let previous = last.lock().ok().and_then(|l| l.clone());
+        let model = match previous {
+            Some(m) => m.rebuild(&specs),
+            None => IntentModel::build(encoder.clone(), &specs),
+        }
+        .map_err(|e| e.to_string())?;
+        let model = Arc::new(model);
+        if let Ok(mut l) = last.lock() {
+            *l = Some(model.clone());
+        }
+        Ok(Arc::new(EmbeddingDetector(model)) as Arc<dyn Detector>)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(slug: &str, description: &str, examples: &[&str]) -> AiAgent {
+        let mut a: AiAgent =
+            serde_json::from_value(serde_json::json!({"name": slug, "slug": slug}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        a.description = description.to_owned();
+        a.settings.detection_details.examples = examples.iter().map(|s| s.to_string()).collect();
+        a
+    }
+
+    /// Needs the model (deploy/local/fetch-models; tests/run fetches it).
+    #[test]
+    fn an_operators_agent_with_a_dozen_examples_is_detected() -> Result<(), String> {
+        let build = builder().map_err(|e| e.to_string())?;
+        let mut agents: Vec<AiAgent> = serde_json::from_str(include_str!(
+            "../../../shared/store/defaults/ai_agents.json"
+        ))
+        .map_err(|e| e.to_string())?;
+        agents.push(agent(
+            "solar_feed_in",
+            "Der Kunde möchte Strom aus seiner Photovoltaikanlage einspeisen oder eine Solaranlage anmelden.",
+            &[
+                "Ich möchte meine Solaranlage anmelden.",
+                "Wir haben eine PV-Anlage installiert und wollen einspeisen.",
+                "Wie bekomme ich eine Einspeisevergütung?",
+                "Anmeldung einer Photovoltaikanlage",
+                "Ich speise Strom aus meiner Solaranlage ins Netz ein.",
+                "Balkonkraftwerk anmelden",
+                "I installed solar panels and want to feed electricity into the grid.",
+                "How do I register my photovoltaic system?",
+                "Feed-in tariff for my rooftop solar",
+                "We want to sell surplus solar power.",
+                "Our new PV system needs to be registered with you.",
+                "Ich habe ein Balkonkraftwerk und möchte es melden.",
+            ],
+        ));
+        let detector = build(&agents)?;
+        let scores = detector.detect(
+            "Solaranlage",
+            "Guten Tag, ich habe eine Photovoltaikanlage auf dem Dach installiert und möchte den überschüssigen Strom einspeisen. Wie melde ich die Einspeisung an?",
+        )?;
+        let solar = scores.iter().find(|s| s.slug == "solar_feed_in");
+        assert!(solar.is_some_and(|s| s.detected), "{scores:#?}");
+        let seed = detector.detect(
+            "Zählerstand und Umzug",
+            "könnten Sie bitte den beiliegenden Zählerstand meines Zählers in Ihr System eintragen und mir eine Zwischenrechnung zukommen lassen? Außerdem würde ich gerne zu meiner neuen Adresse Hugo-Junkers-Str. 5 in 82031 Grünwald wechseln. Ich ziehe nächsten Donnerstag ein. Können Sie meinen alten Vertrag zum 1. November für mich kündigen?",
+        )?;
+        for slug in ["meter_reading", "relocation"] {
+            assert!(
+                seed.iter().any(|s| s.slug == slug && s.detected),
+                "{slug}: {seed:#?}"
+            );
+        }
+        Ok(())
+    }
 }

@@ -224,3 +224,20 @@ impl Page {
         Ok((limit, offset))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Building the router panics on conflicting routes; catch that here, not at start-up.
+    #[test]
+    fn every_route_registers_and_is_documented() {
+        let (_, doc) = super::routes();
+        for path in [
+            "/api/mind/aiAgents",
+            "/api/mind/aiAgent/{id}/preview",
+            "/api/mind/aiQualityCheck/testCase/{id}",
+            "/api/mind/intent/byTicketId/{ticketId}",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} not documented");
+        }
+    }
+}

