@@ -9,12 +9,18 @@ use switchyard_intents::{AgentSpec, Encoder, IntentModel};
 use crate::analysis::{Detector, Scored};
 use crate::DetectorBuilder;
 
-struct EmbeddingDetector(Arc<IntentModel>);
+struct EmbeddingDetector {
+    model: Arc<IntentModel>,
+    rules: KeywordRules,
+}
 
 impl Detector for EmbeddingDetector {
     fn detect(&self, subject: &str, body: &str) -> Result<Vec<Scored>, String> {
-        let detection = self.0.detect(subject, body).map_err(|e| e.to_string())?;
-        Ok(detection
+        let detection = self
+            .model
+            .detect(subject, body)
+            .map_err(|e| e.to_string())?;
+        let mut scores: Vec<Scored> = detection
             .agents
             .into_iter()
             .map(|a| Scored {
@@ -23,7 +29,100 @@ impl Detector for EmbeddingDetector {
                 detected: a.detected,
                 evidence: a.evidence.into_iter().collect(),
             })
-            .collect())
+            .collect();
+        self.rules.apply(&mut scores, subject, body);
+        Ok(scores)
+    }
+}
+
+/// Confidence of an agent whose keyword matched: sure enough to act on, below a perfect 1.
+const KEYWORD_CONFIDENCE: f32 = 0.9;
+
+/// An agent's `settings.detectionDetails.keywords`: case-insensitive regular expressions that
+/// make it apply whatever the embedding says, as the reference product's condition-matched
+/// agents always run. For phrases that are unambiguous in the operator's domain.
+/// `excludeKeywords` do the opposite: the agent does not apply to a message they match
+/// ("Newsletter kündigen" is no contract cancellation), unless one of its keywords matched too.
+#[derive(Default)]
+pub struct KeywordRules(Vec<AgentRules>);
+
+struct AgentRules {
+    slug: String,
+    keywords: Vec<regex::Regex>,
+    exclude: Vec<regex::Regex>,
+}
+
+fn patterns(agent: &AiAgent, field: &str) -> Vec<regex::Regex> {
+    agent
+        .settings
+        .detection_details
+        .extra
+        .get(field)
+        .and_then(serde_json::Value::as_array)
+        .map(|k| {
+            k.iter()
+                .filter_map(|p| p.as_str())
+                // The API validates them; a bad one is skipped, not fatal.
+                .filter_map(|p| regex::Regex::new(&format!("(?i){p}")).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl KeywordRules {
+    pub fn new(agents: &[AiAgent]) -> Self {
+        KeywordRules(
+            agents
+                .iter()
+                .map(|a| AgentRules {
+                    slug: a.slug.clone(),
+                    keywords: patterns(a, "keywords"),
+                    exclude: patterns(a, "excludeKeywords"),
+                })
+                .filter(|r| !r.keywords.is_empty() || !r.exclude.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Raises the agents whose keywords occur in the message, with the sentence as evidence;
+    /// drops those an exclusion matches.
+    pub fn apply(&self, scores: &mut Vec<Scored>, subject: &str, body: &str) {
+        let text = format!("{subject}\n{body}");
+        for rules in &self.0 {
+            let slug = &rules.slug;
+            let Some(m) = rules.keywords.iter().find_map(|p| p.find(&text)) else {
+                if rules.exclude.iter().any(|p| p.is_match(&text)) {
+                    for s in scores.iter_mut().filter(|s| &s.slug == slug) {
+                        s.detected = false;
+                        s.confidence = s.confidence.min(0.49);
+                    }
+                }
+                continue;
+            };
+            let start = text[..m.start()]
+                .rfind(['.', '!', '?', '\n'])
+                .map_or(0, |i| i + 1);
+            let end = text[m.end()..]
+                .find(['.', '!', '?', '\n'])
+                .map_or(text.len(), |i| m.end() + i + 1);
+            let sentence = text[start..end.min(text.len())].trim().to_owned();
+            match scores.iter_mut().find(|s| &s.slug == slug) {
+                Some(s) => {
+                    s.confidence = s.confidence.max(KEYWORD_CONFIDENCE);
+                    s.detected = true;
+                    if !s.evidence.contains(&sentence) {
+                        s.evidence.push(sentence);
+                    }
+                }
+                None => scores.push(Scored {
+                    slug: slug.clone(),
+                    confidence: KEYWORD_CONFIDENCE,
+                    detected: true,
+                    evidence: vec![sentence],
+                }),
+            }
+        }
+        scores.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     }
 }
 
@@ -52,7 +151,10 @@ pub fn builder() -> Result<DetectorBuilder, switchyard_intents::Error> {
         if let Ok(mut l) = last.lock() {
             *l = Some(model.clone());
         }
-        Ok(Arc::new(EmbeddingDetector(model)) as Arc<dyn Detector>)
+        Ok(Arc::new(EmbeddingDetector {
+            model,
+            rules: KeywordRules::new(agents),
+        }) as Arc<dyn Detector>)
     }))
 }
 

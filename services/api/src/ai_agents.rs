@@ -262,6 +262,25 @@ fn validate(agent: &AiAgent) -> ApiResult<()> {
             }
         }
     }
+    for name in ["keywords", "excludeKeywords"] {
+        let Some(k) = agent.settings.detection_details.extra.get(name) else {
+            continue;
+        };
+        let list = k.as_array().ok_or_else(|| {
+            ApiError::field(
+                &format!("settings.detectionDetails.{name}"),
+                "must be an array of regular expressions",
+            )
+        })?;
+        for (i, p) in list.iter().enumerate() {
+            let field = format!("settings.detectionDetails.{name}[{i}]");
+            let p = p
+                .as_str()
+                .ok_or_else(|| ApiError::field(&field, "must be a string"))?;
+            regex::Regex::new(p)
+                .map_err(|e| ApiError::field(&field, format!("not a regular expression: {e}")))?;
+        }
+    }
     let ids: HashSet<String> = agent
         .settings
         .parameters

@@ -161,6 +161,8 @@ pub struct DetectionDetails {
     /// Phrases a customer would write when they want this agent, in any language.
     #[serde(default)]
     pub examples: Vec<String>,
+    // `keywords` (in `extra`): regular expressions that make the agent apply whatever the
+    // embedding says (the reference product's condition-matched agents).
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub extra: Map<String, Value>,
