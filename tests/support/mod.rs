@@ -131,7 +131,8 @@ impl Stack {
             )
             .env("DB_MAX_CONNECTIONS", "4")
             .envs(&self.extra_env)
-            .stdout(Stdio::null())
+            // Logs go to stdout, panics to stderr: both into the service's log file.
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
         let child = cmd.spawn().expect("spawn switchyard");

@@ -71,6 +71,7 @@ impl Agents {
                     .await
                     .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e.to_string()))?
                     .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e))?;
+                tracing::debug!(agents = agents.len(), "AI agents loaded");
                 Ok(AgentSet { agents, detector })
             }
         })
@@ -113,6 +114,9 @@ pub async fn follow_changes(
                 if m.is_none() {
                     return Ok(());
                 }
+                // Loading defaults changes several agents at once: one rebuild for the burst.
+                while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {}
+                tracing::info!("an AI agent changed; rebuilding the detector");
                 if let Err(e) = agents.reload().await {
                     tracing::warn!(error = %e, "AI agents not reloaded; the periodic reload will retry");
                 }
