@@ -963,7 +963,7 @@ async fn customers_contracts_and_the_conversation() {
         )
         .await;
     assert_eq!((status, found["total"].clone()), (200, json!(0)));
-    assert_eq!(stack.count("SELECT count(*) FROM customers").await, 2);
+    assert_eq!(stack.count("SELECT count(*) FROM customers").await, 4);
 
     let mut mail = seed_mail();
     mail["contractId"] = json!("746839");
