@@ -14,6 +14,10 @@ use crate::Error;
 /// of cases there; see the benchmark `switchyard-bench-ocr`.
 pub const CONFIDENCE_THRESHOLD: f32 = 0.80;
 
+/// Probability of `.` at a step between two digits above which it counts as a decimal
+/// point although greedy decoding dropped it. Tuned on the dev split.
+const DOT_MIN_PROB: f32 = 0.05;
+
 /// Largest photo side we decode; bigger photos are refused rather than risking memory.
 const MAX_DECODE_SIDE: u32 = 12_000;
 /// Photos are scaled down to this side before OCR; more resolution only costs time.
@@ -105,7 +109,25 @@ impl MeterReader {
 
     fn read_image(&self, img: &RgbImage) -> Result<Option<MeterReading>, Error> {
         let lines = self.read_lines(img)?;
-        Ok(pick_reading(&lines))
+        let Some((first, line_idx)) = pick_reading(&lines) else {
+            return Ok(None);
+        };
+        // Read the chosen line again from a crop widened on both ends: a roll the detector
+        // cut off (often the red decimal) shows up, and two reads that agree are more
+        // trustworthy than one.
+        let line = &lines[line_idx];
+        let wider = line.bbox.extended(1.2 * line.bbox.h);
+        let again = self.ocr.recognise(img, &wider)?;
+        let max_h = lines.iter().map(|l| l.bbox.h).fold(0.0f32, f32::max);
+        let second = candidates(&again, max_h, first.unit)
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        let mut reading = combine(first, second);
+        // Red rolls right of what was read: decimals the recogniser dropped.
+        if red_after_last_digit(&again) {
+            reading.confidence *= 0.3;
+        }
+        Ok(Some(reading))
     }
 
     /// The tallest text lines, recognised; exposed to the crate for diagnostics.
@@ -171,30 +193,63 @@ struct Candidate {
     score: f32,
 }
 
-/// Chooses the register among the recognised lines.
-fn pick_reading(lines: &[RecLine]) -> Option<MeterReading> {
+/// Merges the first read with the re-read of the widened crop.
+fn combine(first: Candidate, second: Option<Candidate>) -> MeterReading {
+    let reading = |c: Candidate, confidence: f32| MeterReading {
+        digits: c.digits,
+        value: c.value,
+        confidence: confidence.clamp(0.0, 1.0),
+        unit: c.unit,
+    };
+    let Some(second) = second else {
+        let conf = first.confidence * 0.5;
+        return reading(first, conf);
+    };
+    let plain = |s: &str| s.replace('.', "");
+    let (a, b) = (plain(&first.digits), plain(&second.digits));
+    if first.digits == second.digits {
+        let conf = first.confidence.max(second.confidence);
+        reading(first, conf)
+    } else if b.len() > a.len()
+        && b.starts_with(a.as_str())
+        && second.digits.split_once('.').map(|(i, _)| i.len()) == Some(a.len())
+    {
+        // The wider crop found decimal rolls the detector had cut off.
+        let conf = second.confidence * 0.9;
+        reading(second, conf)
+    } else if a == b {
+        // Same digits, decimal split differs.
+        let conf = first.confidence.min(second.confidence) * 0.5;
+        reading(first, conf)
+    } else {
+        let conf = first.confidence.min(second.confidence) * 0.3;
+        reading(first, conf)
+    }
+}
+
+/// Chooses the register among the recognised lines; returns it and its line's index.
+fn pick_reading(lines: &[RecLine]) -> Option<(Candidate, usize)> {
     let max_h = lines.iter().map(|l| l.bbox.h).fold(0.0f32, f32::max);
     let unit_anywhere = lines.iter().find_map(|l| unit_of(&l.text()));
-    let mut cands: Vec<Candidate> = lines
+    let mut cands: Vec<(Candidate, usize)> = lines
         .iter()
-        .flat_map(|l| candidates(l, max_h, unit_anywhere))
+        .enumerate()
+        .flat_map(|(i, l)| {
+            candidates(l, max_h, unit_anywhere)
+                .into_iter()
+                .map(move |c| (c, i))
+        })
         .collect();
-    cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+    cands.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
     let mut it = cands.into_iter();
-    let best = it.next()?;
-    let mut confidence = best.confidence;
+    let (mut best, idx) = it.next()?;
     // A rival of similar standing with another value makes the choice itself uncertain.
-    if let Some(second) = it.find(|c| c.digits != best.digits) {
+    if let Some((second, _)) = it.find(|c| c.0.digits != best.digits) {
         if second.score > 0.8 * best.score {
-            confidence *= 0.5;
+            best.confidence *= 0.5;
         }
     }
-    Some(MeterReading {
-        digits: best.digits,
-        value: best.value,
-        confidence,
-        unit: best.unit,
-    })
+    Some((best, idx))
 }
 
 fn unit_of(text: &str) -> Option<MeterUnit> {
@@ -243,7 +298,7 @@ fn candidates(line: &RecLine, max_h: f32, unit_anywhere: Option<MeterUnit>) -> V
             }
             j += 1;
         }
-        if let Some(c) = build_candidate(line, &chars[i..=last_digit], i, max_h, unit, label_line)
+        if let Some(c) = build_candidate(line, &chars[i..=last_digit], max_h, unit, label_line)
         {
             out.push(c);
         }
@@ -255,7 +310,6 @@ fn candidates(line: &RecLine, max_h: f32, unit_anywhere: Option<MeterUnit>) -> V
 fn build_candidate(
     line: &RecLine,
     run: &[crate::ocr::RecChar],
-    _start: usize,
     max_h: f32,
     unit: Option<MeterUnit>,
     label_line: bool,
@@ -273,19 +327,44 @@ fn build_candidate(
     if !(4..=10).contains(&n) {
         return None;
     }
-    // Decimal split: an explicit separator wins, else trailing red rolls.
+    // Decimal split: an explicit separator wins, then trailing red rolls, then (on
+    // dark-on-light segment displays only) a point the recogniser saw weakly.
+    let lcd_like = dark_on_light(&line.crop);
+    let mut dot_prob = 1.0f32;
     let mut n_dec = match sep_after {
         Some(k) if k < n && n - k <= 3 => n - k,
         _ => 0,
     };
-    if n_dec == 0 {
-        let reds: Vec<bool> = digits
+    if sep_after.is_none() {
+        let reds = digits
             .iter()
-            .map(|d| is_red_at(&line.crop, d.3))
-            .collect();
-        n_dec = reds.iter().rev().take_while(|&&r| r).count();
-        if n_dec >= n - 1 || n_dec > 3 {
-            n_dec = 0;
+            .rev()
+            .take_while(|d| is_red_at(&line.crop, d.3))
+            .count();
+        if reds < n - 1 && reds <= 3 {
+            n_dec = reds;
+        }
+    }
+    if sep_after.is_none() && n_dec == 0 && lcd_like {
+        let mut best: Option<(usize, f32)> = None;
+        for k in n.saturating_sub(3).max(1)..n {
+            let (lo, hi) = (digits[k - 1].3, digits[k].3);
+            let p = line
+                .dots
+                .iter()
+                .filter(|(pos, _)| *pos > lo && *pos < hi)
+                .map(|d| d.1)
+                .fold(0.0f32, f32::max);
+            if p > best.map_or(0.0, |b| b.1) {
+                best = Some((k, p));
+            }
+        }
+        if let Some((k, p)) = best {
+            if p >= DOT_MIN_PROB {
+                sep_after = Some(k);
+                n_dec = n - k;
+                dot_prob = p;
+            }
         }
     }
     let int_part: String = digits[..n - n_dec].iter().map(|d| d.0).collect();
@@ -300,6 +379,10 @@ fn build_candidate(
     // Confidence: probability that every character is right (product of the per-character
     // probabilities), lowered for look-alike substitutions and implausible lengths.
     let mut conf: f32 = digits.iter().map(|d| d.1).product();
+    if dot_prob < 1.0 {
+        // A point inferred from a weak signal: trust it only as far as it was seen.
+        conf *= (dot_prob * 2.0).min(1.0);
+    }
     let subs = digits.iter().filter(|d| d.2).count();
     conf *= 0.6f32.powi(subs as i32);
     if !(5..=9).contains(&n) {
@@ -307,6 +390,11 @@ fn build_candidate(
     }
     if label_line {
         conf *= 0.3;
+    }
+    // Segment displays show decimals with a small point the recogniser often misses, so
+    // an LCD-like line (dark digits on a light field) without one is not trusted fully.
+    if sep_after.is_none() && lcd_like {
+        conf *= 0.5;
     }
     let rel_h = line.bbox.h / max_h.max(1.0);
     // Score for choosing among candidates: tall lines with a plausible digit count.
@@ -330,6 +418,48 @@ fn build_candidate(
     })
 }
 
+/// Whether the middle band of the crop is mostly light with dark strokes (LCD style),
+/// rather than light digits on dark rolls.
+fn dark_on_light(crop: &RgbImage) -> bool {
+    let h = crop.height();
+    let mut lum: Vec<u32> = crop
+        .enumerate_pixels()
+        .filter(|(_, y, _)| *y >= h / 4 && *y < h * 3 / 4)
+        .map(|(_, _, p)| (p.0[0] as u32 * 3 + p.0[1] as u32 * 6 + p.0[2] as u32) / 10)
+        .collect();
+    if lum.is_empty() {
+        return false;
+    }
+    lum.sort_unstable();
+    let median = lum[lum.len() / 2];
+    let dark = lum[lum.len() / 10];
+    let light = lum[lum.len() * 9 / 10];
+    // Light field: the median sits nearer the light end than the dark one.
+    light > dark + 40 && median > (dark + light) / 2
+}
+
+/// Whether red appears right of the last digit the line's reading used.
+fn red_after_last_digit(line: &RecLine) -> bool {
+    let Some(last) = line
+        .chars
+        .iter()
+        .filter(|c| c.ch.is_ascii_digit())
+        .map(|c| c.pos)
+        .reduce(f32::max)
+    else {
+        return false;
+    };
+    let step = 0.6 * line.crop.height() as f32 / line.crop.width().max(1) as f32;
+    let mut p = last + 1.2 * step;
+    while p < 1.0 {
+        if is_red_at(&line.crop, p) {
+            return true;
+        }
+        p += step;
+    }
+    false
+}
+
 /// Whether the crop is red (a decimal roll) around horizontal position `pos` (0..1).
 fn is_red_at(crop: &RgbImage, pos: f32) -> bool {
     let w = crop.width();
@@ -345,7 +475,8 @@ fn is_red_at(crop: &RgbImage, pos: f32) -> bool {
             let p = crop.get_pixel(x as u32, y).0;
             let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
             total += 1;
-            if r > 70 && r - g.max(b) > 35 && (r as f32) > 1.5 * (g.max(b) as f32) {
+            // Glare turns red rolls pink, so ask for a red cast rather than pure red.
+            if r > 70 && r - g.max(b) > 30 && r * 4 > g.max(b) * 5 {
                 red += 1;
             }
         }

@@ -35,6 +35,14 @@ pub(crate) struct TextBox {
 }
 
 impl TextBox {
+    /// The same box, longer by `by` on each end along the line.
+    pub fn extended(&self, by: f32) -> TextBox {
+        TextBox {
+            w: self.w + 2.0 * by,
+            ..self.clone()
+        }
+    }
+
     /// Coordinates of a point in this box's frame (along, across) relative to its centre.
     fn local(&self, x: f32, y: f32) -> (f32, f32) {
         let dx = x - self.cx;
@@ -55,6 +63,9 @@ pub(crate) struct RecChar {
 #[derive(Debug, Clone)]
 pub(crate) struct RecLine {
     pub chars: Vec<RecChar>,
+    /// Per CTC step: (position 0..1, probability of `.` or `,`). Decimal points on
+    /// segment displays are tiny; the recogniser often sees them without emitting them.
+    pub dots: Vec<(f32, f32)>,
     pub crop: RgbImage,
     pub bbox: TextBox,
 }
@@ -187,8 +198,28 @@ impl Ocr {
         };
         let probs: Vec<f32> = view.iter().copied().collect();
         let chars = ctc_decode(&probs, steps, classes, &self.charset, cw as f32);
+        let dot_ids: Vec<usize> = self
+            .charset
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c, '.' | ','))
+            .map(|(i, _)| i)
+            .collect();
+        let dots = (0..steps)
+            .map(|t| {
+                let p: f32 = dot_ids
+                    .iter()
+                    .filter_map(|&i| probs.get(t * classes + i))
+                    .sum();
+                (
+                    ((t as f32 + 0.5) * REC_STRIDE / cw as f32).min(1.0),
+                    p,
+                )
+            })
+            .collect();
         Ok(RecLine {
             chars,
+            dots,
             crop,
             bbox: b.clone(),
         })
@@ -390,11 +421,20 @@ pub(crate) fn merge_line_boxes(mut boxes: Vec<TextBox>) -> Vec<TextBox> {
                 if !(0.7..=1.45).contains(&hr) {
                     continue;
                 }
-                if (a.ux * b.ux + a.uy * b.uy) < 0.97 {
+                // A single digit's own orientation is unreliable; only lines must agree.
+                let both_lines = a.w > 1.8 * a.h && b.w > 1.8 * b.h;
+                if both_lines && (a.ux * b.ux + a.uy * b.uy) < 0.97 {
                     continue;
                 }
+                // Work in the frame of the longer box.
+                if b.w > a.w && !both_lines {
+                    let (_, across) = b.local(a.cx, a.cy);
+                    if across.abs() > 0.35 * b.h {
+                        continue;
+                    }
+                }
                 let (along, across) = a.local(b.cx, b.cy);
-                if across.abs() > 0.35 * a.h || along <= 0.0 {
+                if across.abs() > 0.35 * a.h.max(b.h) || along <= 0.0 {
                     continue;
                 }
                 let gap = along - a.w / 2.0 - b.w / 2.0;

@@ -130,6 +130,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p95
         );
     }
+    println!("\nconfidence bin   photos  exact  (calibration: a calibrated score matches the rate)");
+    let edges = [0.0f32, 0.2, 0.4, 0.6, 0.8, 0.9, 1.01];
+    for w in edges.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        let bin: Vec<_> = rows
+            .iter()
+            .filter(|r| r.confidence >= lo && r.confidence < hi)
+            .collect();
+        let right = bin.iter().filter(|r| r.correct).count();
+        println!(
+            "  {lo:.1}..{:.1} {:>9} {:>5.0}%",
+            hi.min(1.0),
+            bin.len(),
+            100.0 * right as f64 / bin.len().max(1) as f64
+        );
+    }
     if sweep {
         println!("\nthreshold  share-above  accuracy-above  (all photos)");
         for i in 0..20 {
