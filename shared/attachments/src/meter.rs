@@ -116,7 +116,8 @@ impl MeterReader {
         // cut off (often the red decimal) shows up, and two reads that agree are more
         // trustworthy than one.
         let line = &lines[line_idx];
-        let wider = line.bbox.extended(1.2 * line.bbox.h);
+        // Decimal rolls sit on the right, up to three of them: widen more on that side.
+        let wider = line.bbox.extended(0.8 * line.bbox.h, 2.6 * line.bbox.h);
         let again = self.ocr.recognise(img, &wider)?;
         let max_h = lines.iter().map(|l| l.bbox.h).fold(0.0f32, f32::max);
         let second = candidates(&again, max_h, first.unit)
@@ -136,10 +137,7 @@ impl MeterReader {
         boxes.retain(|b| b.w >= b.h * 0.8);
         boxes.sort_by(|a, b| b.h.total_cmp(&a.h));
         boxes.truncate(MAX_LINES);
-        boxes
-            .iter()
-            .map(|b| self.ocr.recognise(img, b))
-            .collect()
+        boxes.iter().map(|b| self.ocr.recognise(img, b)).collect()
     }
 }
 
@@ -191,6 +189,8 @@ struct Candidate {
     confidence: f32,
     unit: Option<MeterUnit>,
     score: f32,
+    /// Letters read as digits (O as 0 and the like).
+    substitutions: usize,
 }
 
 /// Merges the first read with the re-read of the widened crop.
@@ -211,10 +211,12 @@ fn combine(first: Candidate, second: Option<Candidate>) -> MeterReading {
         let conf = first.confidence.max(second.confidence);
         reading(first, conf)
     } else if b.len() > a.len()
+        && b.len() - a.len() <= 3
         && b.starts_with(a.as_str())
-        && second.digits.split_once('.').map(|(i, _)| i.len()) == Some(a.len())
+        && second.substitutions <= first.substitutions
     {
-        // The wider crop found decimal rolls the detector had cut off.
+        // The wider crop found rolls the detector had cut off (often the decimals or a
+        // half-turned last roll); look-alike letters from the frame don't count.
         let conf = second.confidence * 0.9;
         reading(second, conf)
     } else if a == b {
@@ -298,8 +300,7 @@ fn candidates(line: &RecLine, max_h: f32, unit_anywhere: Option<MeterUnit>) -> V
             }
             j += 1;
         }
-        if let Some(c) = build_candidate(line, &chars[i..=last_digit], max_h, unit, label_line)
-        {
+        if let Some(c) = build_candidate(line, &chars[i..=last_digit], max_h, unit, label_line) {
             out.push(c);
         }
         i = last_digit + 1;
@@ -415,6 +416,7 @@ fn build_candidate(
         confidence: conf.clamp(0.0, 1.0),
         unit,
         score,
+        substitutions: subs,
     })
 }
 

@@ -35,10 +35,13 @@ pub(crate) struct TextBox {
 }
 
 impl TextBox {
-    /// The same box, longer by `by` on each end along the line.
-    pub fn extended(&self, by: f32) -> TextBox {
+    /// The same box, longer by `left` and `right` at its ends along the line.
+    pub fn extended(&self, left: f32, right: f32) -> TextBox {
+        let shift = (right - left) / 2.0;
         TextBox {
-            w: self.w + 2.0 * by,
+            cx: self.cx + shift * self.ux,
+            cy: self.cy + shift * self.uy,
+            w: self.w + left + right,
             ..self.clone()
         }
     }
@@ -211,10 +214,7 @@ impl Ocr {
                     .iter()
                     .filter_map(|&i| probs.get(t * classes + i))
                     .sum();
-                (
-                    ((t as f32 + 0.5) * REC_STRIDE / cw as f32).min(1.0),
-                    p,
-                )
+                (((t as f32 + 0.5) * REC_STRIDE / cw as f32).min(1.0), p)
             })
             .collect();
         Ok(RecLine {
@@ -241,10 +241,11 @@ fn ctc_decode(
     let mut run_start = 0usize;
     for t in 0..steps {
         let row = &probs[t * classes..(t + 1) * classes];
-        let (best, p) = row
-            .iter()
-            .enumerate()
-            .fold((0usize, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        let (best, p) =
+            row.iter().enumerate().fold(
+                (0usize, f32::MIN),
+                |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+            );
         if best != 0 && best == prev {
             if let Some(last) = out.last_mut() {
                 last.prob = last.prob.max(p);

@@ -9,7 +9,9 @@ use switchyard_attachments::{
 };
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
 }
 
 fn reader() -> Arc<MeterReader> {
@@ -32,7 +34,11 @@ fn samples() -> Vec<(PathBuf, bool, String)> {
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            Some((dir.join(f.first()?), *f.get(2)? == "1", f.get(3)?.to_string()))
+            Some((
+                dir.join(f.first()?),
+                *f.get(2)? == "1",
+                f.get(3)?.to_string(),
+            ))
         })
         .collect()
 }
@@ -41,7 +47,10 @@ fn same_reading(truth: &str, read: &str) -> bool {
     let norm = |s: &str| {
         let (i, d) = s.split_once('.').unwrap_or((s, ""));
         let i = i.trim_start_matches('0');
-        (if i.is_empty() { "0" } else { i }.to_string(), d.to_string())
+        (
+            if i.is_empty() { "0" } else { i }.to_string(),
+            d.to_string(),
+        )
     };
     norm(truth) == norm(read)
 }
@@ -60,14 +69,27 @@ fn generated_photos_are_read_exactly() {
             continue;
         };
         let right = same_reading(truth, &r.digits);
-        eprintln!("{}: truth {truth} read {} conf {:.2}", path.display(), r.digits, r.confidence);
+        eprintln!(
+            "{}: truth {truth} read {} conf {:.2}",
+            path.display(),
+            r.digits,
+            r.confidence
+        );
         if right {
             exact += 1;
         } else {
-            assert!(!r.is_confident(), "confident wrong reading {} for {truth}", r.digits);
+            assert!(
+                !r.is_confident(),
+                "confident wrong reading {} for {truth}",
+                r.digits
+            );
         }
     }
-    assert!(exact * 4 >= sample.len() * 3, "{exact} of {} read exactly", sample.len());
+    assert!(
+        exact * 4 >= sample.len() * 3,
+        "{exact} of {} read exactly",
+        sample.len()
+    );
 }
 
 #[test]

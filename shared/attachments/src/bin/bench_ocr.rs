@@ -51,7 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => set = Some(a.into()),
         }
     }
-    let set = set.ok_or("usage: switchyard-bench-ocr SET_DIR [--threshold T] [--sweep] [--verbose]")?;
+    let set =
+        set.ok_or("usage: switchyard-bench-ocr SET_DIR [--threshold T] [--sweep] [--verbose]")?;
     let t0 = Instant::now();
     let reader = MeterReader::load(&models)?;
     eprintln!("models loaded in {:.1} s", t0.elapsed().as_secs_f64());
@@ -95,10 +96,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
 
-    println!("set {} ({} photos), threshold {threshold:.2}", set.display(), rows.len());
+    println!(
+        "set {} ({} photos), threshold {threshold:.2}",
+        set.display(),
+        rows.len()
+    );
     println!(
         "{:8} {:>5} {:>9} {:>10} {:>12} {:>12} {:>13} {:>8} {:>8}",
-        "kind", "read.", "exact", "above-thr", "acc>=thr", "unread.", "unread>=thr", "cpu-ms", "p95-ms"
+        "kind",
+        "read.",
+        "exact",
+        "above-thr",
+        "acc>=thr",
+        "unread.",
+        "unread>=thr",
+        "cpu-ms",
+        "p95-ms"
     );
     let mut kinds: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
     for r in &rows {
@@ -110,14 +123,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let unreadable = rs.len() - readable.len();
         let exact = readable.iter().filter(|r| r.correct).count();
         let above: Vec<_> = rs.iter().filter(|r| r.confidence >= threshold).collect();
-        let above_readable = readable.iter().filter(|r| r.confidence >= threshold).count();
+        let above_readable = readable
+            .iter()
+            .filter(|r| r.confidence >= threshold)
+            .count();
         let above_right = above.iter().filter(|r| r.correct).count();
-        let unread_above = rs.iter().filter(|r| !r.readable && r.confidence >= threshold).count();
+        let unread_above = rs
+            .iter()
+            .filter(|r| !r.readable && r.confidence >= threshold)
+            .count();
         let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu_ms).collect();
         cpu.sort_by(f64::total_cmp);
         let mean = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64;
-        let p95 = cpu.get((cpu.len() * 95 / 100).min(cpu.len().saturating_sub(1))).copied().unwrap_or(0.0);
-        let pct = |a: usize, b: usize| if b == 0 { f64::NAN } else { 100.0 * a as f64 / b as f64 };
+        let p95 = cpu
+            .get((cpu.len() * 95 / 100).min(cpu.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0);
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                f64::NAN
+            } else {
+                100.0 * a as f64 / b as f64
+            }
+        };
         println!(
             "{kind:8} {:>5} {:>8.1}% {:>9.1}% {:>11.1}% {:>12} {:>13} {:>8.0} {:>8.0}",
             readable.len(),
@@ -130,7 +158,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p95
         );
     }
-    println!("\nconfidence bin   photos  exact  (calibration: a calibrated score matches the rate)");
+    println!(
+        "\nconfidence bin   photos  exact  (calibration: a calibrated score matches the rate)"
+    );
     let edges = [0.0f32, 0.2, 0.4, 0.6, 0.8, 0.9, 1.01];
     for w in edges.windows(2) {
         let (lo, hi) = (w[0], w[1]);
@@ -150,7 +180,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("\nthreshold  share-above  accuracy-above  (all photos)");
         for i in 0..20 {
             let t = i as f32 * 0.05;
-            let above: Vec<_> = rows.iter().filter(|r| r.confidence >= t && r.confidence > 0.0).collect();
+            let above: Vec<_> = rows
+                .iter()
+                .filter(|r| r.confidence >= t && r.confidence > 0.0)
+                .collect();
             let right = above.iter().filter(|r| r.correct).count();
             println!(
                 "{t:9.2} {:>11.1}% {:>14.1}%",
