@@ -130,6 +130,7 @@ impl Stack {
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env("DB_MAX_CONNECTIONS", "4")
+            .env("OBJECT_STORE_URL", self.dir.join("objects"))
             .envs(&self.extra_env)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -3,6 +3,7 @@
 //! Tickets created over HTTP travel through ingest like every other channel: the API publishes to
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
+mod attachments;
 mod auth;
 mod chat;
 mod customers;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub stats: switchyard_store::reloading::Reloading<serde_json::Value>,
     /// How long `POST /ticket` waits for ingest before answering 202.
     pub reply_timeout: Duration,
+    /// Attachments' bytes (`GET /api/mind/attachment/{id}`).
+    pub objects: switchyard_objects::Objects,
 }
 
 #[derive(OpenApi)]
@@ -144,6 +147,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(auth::routes())
         .merge(subchannels::routes())
         .merge(chat::routes())
+        .merge(attachments::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

@@ -5,9 +5,11 @@
 
 pub mod enums;
 pub mod envelope;
+pub mod mail;
 pub mod ticket;
 pub mod time;
 
 pub use enums::*;
 pub use envelope::{Envelope, InboundEnvelope, InboundTicket, ReplyPoint, Stage, ENVELOPE_VERSION};
+pub use mail::{mail_key, IngestInput, RawMail};
 pub use ticket::{ProcessingFlag, Ticket};

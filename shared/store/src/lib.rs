@@ -8,6 +8,7 @@ pub mod auth;
 pub mod conditions;
 pub mod customers;
 pub mod dead_letters;
+pub mod mail;
 pub mod reloading;
 pub mod routing;
 pub mod search;
