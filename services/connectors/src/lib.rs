@@ -110,9 +110,9 @@ pub async fn run(
                     keep
                 });
                 for (id, cfg) in wanted {
-                    if !running.contains_key(&id) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(id) {
                         let task = tokio::spawn(imap::run_mailbox(cfg.clone(), deps.clone()));
-                        running.insert(id, (cfg, task));
+                        slot.insert((cfg, task));
                     }
                 }
                 health.set_ready(true);

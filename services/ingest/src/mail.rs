@@ -92,7 +92,14 @@ fn header_fields(msg: &mail_parser::Message<'_>) -> ParsedMail {
 /// Parses a whole mail; `None` when it has no header at all.
 pub fn parse(raw: &[u8]) -> Option<ParsedMail> {
     let msg = MessageParser::default().parse(raw)?;
-    if msg.headers().is_empty() {
+    // The parser reads nearly anything as headers; a mail names at least a sender, recipient,
+    // subject, date or id.
+    if msg.from().is_none()
+        && msg.to().is_none()
+        && msg.subject().is_none()
+        && msg.date().is_none()
+        && msg.message_id().is_none()
+    {
         return None;
     }
     let mut out = header_fields(&msg);
@@ -344,5 +351,6 @@ mod tests {
     #[test]
     fn garbage_is_not_a_mail() {
         assert!(parse(b"").is_none());
+        assert!(parse(b"\x00\x01\x02 garbage without headers").is_none());
     }
 }
