@@ -327,14 +327,38 @@ pub fn body_plain(body: &str) -> String {
     if !looks_like_html {
         return body.trim().to_owned();
     }
-    match html2text::config::plain()
-        .no_link_wrapping()
-        .string_from_read(body.as_bytes(), 10_000)
-    {
-        Ok(text) => text.trim().to_owned(),
+    // Raw mode reads tables cell by cell: better text for the AI, and it avoids html2text's
+    // table layout, which overflowed on real mails of the SpamAssassin corpus. Should the
+    // renderer still panic on some input, the mail keeps a crude text rather than failing ingest.
+    let rendered = std::panic::catch_unwind(|| {
+        html2text::config::plain()
+            .raw_mode(true)
+            .no_link_wrapping()
+            .string_from_read(body.as_bytes(), 10_000)
+    });
+    match rendered {
+        Ok(Ok(text)) => text.trim().to_owned(),
         // Malformed HTML still yields its text rather than nothing.
-        Err(_) => body.trim().to_owned(),
+        Ok(Err(_)) | Err(_) => strip_tags(body),
     }
+}
+
+/// Text without tags, for HTML the renderer cannot handle.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -348,6 +372,16 @@ mod tests {
         assert!(plain.contains("\n"), "{plain}");
         assert!(plain.ends_with("Ich danke Ihnen, Tom"), "{plain}");
         assert!(!plain.contains("<p>"));
+    }
+
+    #[test]
+    fn tables_are_read_cell_by_cell_and_tags_can_be_stripped() {
+        let plain = body_plain("<table><tr><td>Zähler</td><td>12345</td></tr></table>");
+        assert!(
+            plain.contains("Zähler") && plain.contains("12345"),
+            "{plain}"
+        );
+        assert_eq!(strip_tags("<p>a</p><br>b"), "a b");
     }
 
     #[test]
