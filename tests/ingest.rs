@@ -59,12 +59,17 @@ async fn append(s: &mut Session<TcpStream>, folder: &str, raw: &[u8], seen: bool
 /// A mailbox subchannel on `folder`, created through the store (the API path is covered in
 /// `mailbox_through_the_api_and_attachments`).
 async fn mailbox(stack: &Stack, folder: &str, since: Option<&str>) -> i64 {
+    mailbox_with(stack, folder, since, true).await
+}
+
+/// As [`mailbox`]; `idle: false` makes the connector poll although the server offers IDLE.
+async fn mailbox_with(stack: &Stack, folder: &str, since: Option<&str>, idle: bool) -> i64 {
     let (host, port) = imap_addr()
         .rsplit_once(':')
         .map(|(h, p)| (h.to_owned(), p.to_owned()))
         .expect("host:port");
     let mut data = json!({"host": host, "port": port, "tls": false, "user": imap_user(),
-        "password": imap_password(), "folder": folder, "pollIntervalSecs": 1});
+        "password": imap_password(), "folder": folder, "pollIntervalSecs": 1, "idle": idle});
     if let Some(since) = since {
         data["since"] = json!(since);
     }
@@ -274,7 +279,7 @@ async fn killed_connector_or_ingest_loses_and_duplicates_nothing() {
 }
 
 /// A mail another client already read is ingested; mails from before the mailbox was added are
-/// imported only with a `since` date.
+/// imported only with a `since` date; polling (no IDLE) works too.
 #[tokio::test]
 async fn read_mail_is_ingested_and_history_only_with_since() {
     let stack = stack_with("mailseen", &["ingest", "connectors"]).await;
@@ -295,7 +300,8 @@ async fn read_mail_is_ingested_and_history_only_with_since() {
     }
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let a = mailbox(&stack, &with_history, Some(&today)).await;
-    let b = mailbox(&stack, &without, None).await;
+    // This one polls instead of IDLE.
+    let b = mailbox_with(&stack, &without, None, false).await;
     wait_connected(&stack, a).await;
     wait_connected(&stack, b).await;
     let raw = mail("seen@x", "neu@example.org", "gelesen", "", "schon gelesen");
