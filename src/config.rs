@@ -30,6 +30,8 @@ pub struct Config {
     /// How often the API recomputes the ticket statistics snapshot.
     pub stats_refresh: Duration,
     pub secure_cookies: bool,
+    /// How often the connectors re-read the mailbox subchannels (added, changed, removed).
+    pub connectors_reload: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -84,6 +86,7 @@ impl Config {
             overdue_scan: Duration::from_secs(parsed("OVERDUE_SCAN_SECS", "30")?),
             stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
             secure_cookies: parsed("COOKIE_SECURE", "false")?,
+            connectors_reload: Duration::from_secs(parsed("CONNECTORS_RELOAD_SECS", "5")?),
         })
     }
 }

@@ -30,6 +30,8 @@ enum Command {
     Router,
     /// The autoexecute stage worker.
     Autoexecute,
+    /// The mailbox connectors (one IMAP poller per enabled mailbox subchannel).
+    Connectors,
     /// Every service in one process (the simplest local setup).
     All,
     /// Applies the database migrations and exits.
@@ -56,6 +58,7 @@ async fn main() -> Result<()> {
         Command::Ai => run::services(&cfg, &[run::Service::Ai]).await,
         Command::Router => run::services(&cfg, &[run::Service::Router]).await,
         Command::Autoexecute => run::services(&cfg, &[run::Service::Autoexecute]).await,
+        Command::Connectors => run::services(&cfg, &[run::Service::Connectors]).await,
         Command::All => run::services(&cfg, &run::Service::ALL).await,
     }
 }

@@ -25,15 +25,17 @@ pub enum Service {
     Ai,
     Router,
     Autoexecute,
+    Connectors,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Api,
         Service::Ingest,
         Service::Ai,
         Service::Router,
         Service::Autoexecute,
+        Service::Connectors,
     ];
 
     fn name(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Service {
             Service::Ai => "ai",
             Service::Router => "router",
             Service::Autoexecute => "autoexecute",
+            Service::Connectors => "connectors",
         }
     }
 
@@ -53,6 +56,7 @@ impl Service {
             Service::Ai => 9102,
             Service::Router => 9103,
             Service::Autoexecute => 9104,
+            Service::Connectors => 9105,
         }
     }
 }
@@ -159,7 +163,26 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         let settings = settings.clone();
         match service {
             Service::Ingest => {
-                spawn_stage(&mut tasks, switchyard_ingest::Ingest, deps, config, stop)
+                let ingest = switchyard_ingest::Ingest::new(
+                    objects()?,
+                    settings,
+                    switchyard_ingest::Limits::from_env(),
+                );
+                spawn_stage(&mut tasks, ingest, deps, config, stop)
+            }
+            Service::Connectors => {
+                let connectors = switchyard_connectors::ConnectorDeps::new(
+                    store.clone(),
+                    bus.clone(),
+                    objects()?,
+                )
+                .context("setting up the mailbox connectors")?;
+                let (health, every) = (health.clone(), cfg.connectors_reload);
+                tasks.spawn(async move {
+                    switchyard_connectors::run(connectors, health, every, stop)
+                        .await
+                        .map_err(anyhow::Error::from)
+                });
             }
             Service::Ai => {
                 let agents = switchyard_ai::Agents::start(
@@ -219,7 +242,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         }
     }
 
-    if !workers.is_empty() {
+    if workers.iter().any(|w| *w != Service::Connectors) {
         tasks.spawn(switchyard_stage::run_backstop(deps.clone(), stop_rx.clone()).map(Ok));
     }
 
@@ -238,6 +261,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             auth_cache: switchyard_api::AuthCache::new(Duration::from_secs(5)),
             login_limiter: switchyard_api::LoginLimiter::default(),
             secure_cookies: cfg.secure_cookies,
+            objects: objects()?,
             stats: {
                 let store = store.clone();
                 Reloading::start("ticket stats", cfg.stats_refresh, move || {
@@ -305,6 +329,11 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The object store of raw mails and attachments (`OBJECT_STORE_URL`).
+fn objects() -> Result<switchyard_objects::Objects> {
+    switchyard_objects::Objects::from_env().context("opening the object store (OBJECT_STORE_URL)")
 }
 
 fn spawn_stage<H: StageHandler>(

@@ -484,4 +484,88 @@ section = meta.split("\n## License", 1)[1] if "\n## License" in meta else ""
     + "\nModel weights: intfloat/multilingual-e5-small, MIT licence.\n")
 (dest / "METADATA").write_text(meta)
 PY
+# --- Dovecot (a local IMAP server for the mailbox connector's tests and demo) --
+
+# ensure_dovecot: a private Dovecot instance (not the system service) at
+# IMAP_TEST_ADDR (default 127.0.0.1:10143), plain IMAP on loopback, one
+# passwd-file user IMAP_TEST_USER / IMAP_TEST_PASSWORD (default switchyard /
+# switchyard), maildirs under .local/dovecot/mail. Installs dovecot-imapd if
+# missing. Exports IMAP_TEST_ADDR, IMAP_TEST_USER, IMAP_TEST_PASSWORD.
+ensure_dovecot() { _with_lock _ensure_dovecot; }
+_ensure_dovecot() {
+    export IMAP_TEST_ADDR="${IMAP_TEST_ADDR:-127.0.0.1:10143}"
+    export IMAP_TEST_USER="${IMAP_TEST_USER:-switchyard}"
+    export IMAP_TEST_PASSWORD="${IMAP_TEST_PASSWORD:-switchyard}"
+    local host=${IMAP_TEST_ADDR%:*} port=${IMAP_TEST_ADDR##*:}
+    tcp_open "$host" "$port" && return 0
+    if ! command -v dovecot >/dev/null 2>&1 && [[ ! -x /usr/sbin/dovecot ]]; then
+        _apt_install dovecot-imapd || die "could not install dovecot-imapd"
+    fi
+    local bin
+    bin=$(command -v dovecot || echo /usr/sbin/dovecot)
+    local dir="$LOCAL_DIR/dovecot" mail_user
+    mkdir -p "$dir/run" "$dir/state" "$dir/mail"
+    # Mail is never stored as root: as root, use Dovecot's own system user.
+    if [[ $(id -u) -eq 0 ]]; then mail_user=dovecot; else mail_user=$(id -un); fi
+    [[ $(id -u) -eq 0 ]] && chown -R "$mail_user" "$dir/mail"
+    printf '%s:{PLAIN}%s\n' "$IMAP_TEST_USER" "$IMAP_TEST_PASSWORD" >"$dir/users"
+    chmod 0640 "$dir/users"
+    [[ $(id -u) -eq 0 ]] && chgrp "$(id -gn "$mail_user")" "$dir/users"
+    local login_user=$mail_user
+    [[ $(id -u) -eq 0 ]] && login_user=dovenull
+    cat >"$dir/dovecot.conf" <<CONF
+# Written by deploy/local/lib.sh (ensure_dovecot): a private test instance.
+base_dir = $dir/run
+state_dir = $dir/state
+instance_name = switchyard-dovecot
+log_path = $LOG_DIR/dovecot.log
+protocols = imap
+listen = $host
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = $mail_user
+default_internal_group = $(id -gn "$mail_user")
+default_login_user = $login_user
+first_valid_uid = 1
+mail_location = maildir:$dir/mail/%u
+mail_uid = $mail_user
+mail_gid = $(id -gn "$mail_user")
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/users
+}
+userdb {
+  driver = static
+  args = home=$dir/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = $host
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+}
+protocol imap {
+  mail_max_userip_connections = 200
+}
+CONF
+    rm -f "$PID_DIR/dovecot.pid"
+    start_bg dovecot dovecot "$bin" -F -c "$dir/dovecot.conf"
+    local i
+    for ((i = 0; i < 60; i++)); do
+        tcp_open "$host" "$port" && return 0
+        pid_alive "$PID_DIR/dovecot.pid" || break
+        sleep 0.25
+    done
+    tail -n 20 "$LOG_DIR/dovecot.log" "$LOG_DIR/dovecot.log" 2>/dev/null >&2 || true
+    die "dovecot did not come up at $host:$port (log: $LOG_DIR/dovecot.log)"
 }

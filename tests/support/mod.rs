@@ -130,6 +130,7 @@ impl Stack {
                 std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .env("DB_MAX_CONNECTIONS", "4")
+            .env("OBJECT_STORE_URL", self.dir.join("objects"))
             .envs(&self.extra_env)
             // Logs go to stdout, panics to stderr: both into the service's log file.
             .stdout(Stdio::from(log.try_clone().expect("log file")))

@@ -4,6 +4,7 @@
 //! `inbound.api` and waits for ingest's answer on a reply subject, then returns the stored ticket.
 
 pub mod ai_agents;
+mod attachments;
 mod auth;
 mod chat;
 mod customers;
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub stats: switchyard_store::reloading::Reloading<serde_json::Value>,
     /// How long `POST /ticket` waits for ingest before answering 202.
     pub reply_timeout: Duration,
+    /// Attachments' bytes (`GET /api/mind/attachment/{id}`).
+    pub objects: switchyard_objects::Objects,
 }
 
 #[derive(OpenApi)]
@@ -148,6 +151,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(chat::routes())
         .merge(ai_agents::routes())
         .merge(quality::routes())
+        .merge(attachments::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod enums;
 pub mod envelope;
+pub mod mail;
 pub mod ticket;
 pub mod time;
 
@@ -14,4 +15,5 @@ pub use agents::{
 };
 pub use enums::*;
 pub use envelope::{Envelope, InboundEnvelope, InboundTicket, ReplyPoint, Stage, ENVELOPE_VERSION};
+pub use mail::{mail_key, IngestInput, RawMail};
 pub use ticket::{ProcessingFlag, Ticket};

@@ -178,6 +178,33 @@ impl StageCx {
         )
     }
 
+    /// Stores a parsed mail as a new ticket or a message of `thread` (ingest), with its
+    /// attachments and flags. Test runs never create tickets.
+    pub async fn store_mail(
+        &mut self,
+        key: &str,
+        thread: Option<i64>,
+        mail: &switchyard_store::mail::MailRecord,
+        received_at: chrono::DateTime<chrono::Utc>,
+        reopen: bool,
+    ) -> Result<Stored, StageError> {
+        if self.mode == EffectMode::RecordOnly {
+            return Err(StageError::Permanent(
+                "a test run cannot create tickets".into(),
+            ));
+        }
+        Ok(switchyard_store::mail::insert_mail(
+            &mut self.tx,
+            key,
+            thread,
+            mail,
+            received_at,
+            reopen,
+            &self.actor,
+        )
+        .await?)
+    }
+
     /// Emits `events.<name>` after commit (recorded only in a test run).
     pub fn emit(&mut self, name: &str, data: Value) {
         match self.mode {

@@ -11,6 +11,7 @@ pub mod customers;
 pub mod dead_letters;
 pub mod intents;
 pub mod quality;
+pub mod mail;
 pub mod reloading;
 pub mod routing;
 pub mod search;

@@ -199,6 +199,15 @@ pub static DEFINITIONS: &[SettingDef] = &[
         check: no_check,
     },
     SettingDef {
+        name: "reopenClosedTicketOnReply",
+        category: "email",
+        kind: SettingType::Bool,
+        secret: false,
+        description: "A customer's reply to a closed or resolved ticket reopens it (else the message is only added).",
+        default: || json!(true),
+        check: no_check,
+    },
+    SettingDef {
         name: "erpApiToken",
         category: "erp",
         kind: SettingType::String,

@@ -1,0 +1,286 @@
+//! One mailbox: connect, pick up where the last run stopped (UIDVALIDITY + last UID in
+//! PostgreSQL), fetch every newer mail with `BODY.PEEK[]` (so its \Seen flag is never touched,
+//! and mails another client already read are fetched all the same), store the raw MIME, publish
+//! `inbound.email`, and only then advance the UID. Then wait with IDLE, or poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::{Client, Session};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use sha2::{Digest, Sha256};
+use switchyard_domain::{
+    mail_key, Channel, InboundEnvelope, InboundTicket, IngestInput, RawMail, ENVELOPE_VERSION,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use crate::config::MailboxConfig;
+use crate::{ConnectorDeps, ConnectorError};
+
+/// A connection, TLS or plain, as one type for the IMAP client.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
+
+type ImapSession = Session<Box<dyn Io>>;
+
+/// How many mails one FETCH asks for: bounds memory for large mails.
+const FETCH_CHUNK: usize = 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs one mailbox until the task is aborted (removed or changed subchannel, shutdown).
+/// Connection trouble is retried with a growing pause; nothing is skipped meanwhile, because
+/// progress lives in the database.
+pub async fn run_mailbox(cfg: MailboxConfig, deps: Arc<ConnectorDeps>) {
+    let span = tracing::info_span!("mailbox", subchannel_id = cfg.subchannel_id);
+    async move {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match serve(&cfg, &deps).await {
+                Ok(()) => pause = Duration::from_secs(1),
+                Err(e) => {
+                    metrics::counter!("switchyard_connector_errors_total").increment(1);
+                    tracing::warn!(error = %e, retry_in = ?pause, "mailbox connection failed");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn connect(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<ImapSession, ConnectorError> {
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((cfg.host.as_str(), cfg.port)),
+    )
+    .await
+    .map_err(|_| ConnectorError::Imap("connect timed out".into()))??;
+    let stream: Box<dyn Io> = if cfg.tls {
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(cfg.host.clone())
+            .map_err(|_| ConnectorError::Imap(format!("{} is not a TLS server name", cfg.host)))?;
+        Box::new(deps.tls.connect(name, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
+    let mut client = Client::new(stream);
+    // The server's greeting comes before any command.
+    client
+        .read_response()
+        .await?
+        .ok_or_else(|| ConnectorError::Imap("connection closed before the greeting".into()))?;
+    client
+        .login(&cfg.user, &cfg.password)
+        .await
+        .map_err(|(e, _)| ConnectorError::Imap(format!("login failed: {e}")))
+}
+
+/// One connection's life: catch up, then wait for news, until an error.
+async fn serve(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<(), ConnectorError> {
+    let mut session = connect(cfg, deps).await?;
+    let can_idle = cfg.idle && session.capabilities().await?.has_str("IDLE");
+    tracing::info!(idle = can_idle, folder = %cfg.folder, "mailbox connected");
+    let wait = Duration::from_secs(cfg.poll_interval_secs);
+    loop {
+        catch_up(&mut session, cfg, deps).await?;
+        if can_idle {
+            let mut idle = session.idle();
+            idle.init().await?;
+            let (news, _stop) = idle.wait_with_timeout(wait);
+            news.await?;
+            session = idle.done().await?;
+        } else {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Fetches and hands on every mail newer than the recorded progress.
+async fn catch_up(
+    session: &mut ImapSession,
+    cfg: &MailboxConfig,
+    deps: &ConnectorDeps,
+) -> Result<(), ConnectorError> {
+    let mailbox = session.select(&cfg.folder).await?;
+    let validity = mailbox
+        .uid_validity
+        .ok_or_else(|| ConnectorError::Imap("the server sent no UIDVALIDITY".into()))?;
+    let last_uid = {
+        let mut conn = deps
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(switchyard_store::StoreError::from)?;
+        switchyard_store::mail::progress(&mut conn, cfg.subchannel_id, &cfg.folder).await?
+    };
+    let last_uid: u32 = match last_uid {
+        Some((v, last)) if v == i64::from(validity) => u32::try_from(last).unwrap_or(0),
+        Some(_) => {
+            // The folder was recreated: its UIDs mean nothing any more. Read it again from the
+            // start; Message-IDs make the mails already stored a no-op.
+            tracing::warn!(validity, "UIDVALIDITY changed; reading the folder again");
+            save_progress(deps, cfg, validity, 0).await?;
+            0
+        }
+        None => {
+            let start = first_uid(session, cfg, mailbox.uid_next).await?;
+            save_progress(deps, cfg, validity, start).await?;
+            tracing::info!(since = ?cfg.since, last_uid = start, "mailbox connected for the first time");
+            start
+        }
+    };
+    let mut uids: Vec<u32> = session
+        .uid_search(format!("UID {}:*", u64::from(last_uid) + 1))
+        .await?
+        .into_iter()
+        // `n:*` always matches the newest mail, even when its UID is below n.
+        .filter(|u| *u > last_uid)
+        .collect();
+    uids.sort_unstable();
+    for chunk in uids.chunks(FETCH_CHUNK) {
+        let set = chunk
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut fetched: Vec<(u32, Vec<u8>)> = session
+            .uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[])")
+            .await?
+            .try_filter_map(|f| async move { Ok(f.uid.zip(f.body().map(<[u8]>::to_vec))) })
+            .try_collect()
+            .await?;
+        fetched.sort_unstable_by_key(|(uid, _)| *uid);
+        for (uid, raw) in fetched {
+            hand_on(cfg, deps, &cfg.folder, validity, uid, raw).await?;
+            save_progress(deps, cfg, validity, uid).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a new mailbox starts: after the newest mail, or before the first mail since the
+/// configured day (`since`), so adding a mailbox never imports its whole history by surprise.
+async fn first_uid(
+    session: &mut ImapSession,
+    cfg: &MailboxConfig,
+    uid_next: Option<u32>,
+) -> Result<u32, ConnectorError> {
+    if let Some(since) = cfg.since {
+        let found = session
+            .uid_search(format!("SINCE {}", since.format("%d-%b-%Y")))
+            .await?;
+        if let Some(min) = found.into_iter().min() {
+            return Ok(min.saturating_sub(1));
+        }
+    }
+    match uid_next {
+        Some(next) => Ok(next.saturating_sub(1)),
+        None => Ok(session
+            .uid_search("ALL")
+            .await?
+            .into_iter()
+            .max()
+            .unwrap_or(0)),
+    }
+}
+
+async fn save_progress(
+    deps: &ConnectorDeps,
+    cfg: &MailboxConfig,
+    validity: u32,
+    uid: u32,
+) -> Result<(), ConnectorError> {
+    let mut conn = deps
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(switchyard_store::StoreError::from)?;
+    switchyard_store::mail::set_progress(
+        &mut conn,
+        cfg.subchannel_id,
+        &cfg.folder,
+        i64::from(validity),
+        i64::from(uid),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The mail's identity for de-duplication: its Message-ID, or a hash of its content when it
+/// has none (or one too long for a header).
+pub fn mail_identity(raw: &[u8]) -> String {
+    let id = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.message_id().map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty() && s.len() <= 512 && !s.chars().any(char::is_control));
+    match id {
+        Some(id) => id,
+        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+    }
+}
+
+/// Raw MIME to the object store, then `inbound.email` (awaiting JetStream's ack).
+async fn hand_on(
+    cfg: &MailboxConfig,
+    deps: &ConnectorDeps,
+    folder: &str,
+    validity: u32,
+    uid: u32,
+    raw: Vec<u8>,
+) -> Result<(), ConnectorError> {
+    let identity = mail_identity(&raw);
+    let key = mail_key(cfg.subchannel_id, &identity);
+    let object_key = format!("raw/{}/{validity}/{uid}.eml", cfg.subchannel_id);
+    let size = raw.len() as u64;
+    deps.objects.put(&object_key, Bytes::from(raw)).await?;
+    let envelope = IngestInput {
+        inbound: InboundEnvelope {
+            v: ENVELOPE_VERSION,
+            key: key.clone(),
+            received_at: chrono::Utc::now(),
+            reply: None,
+            ticket: InboundTicket {
+                channel: Some(Channel::Email),
+                subchannel_id: Some(cfg.subchannel_id),
+                ..Default::default()
+            },
+        },
+        mail: Some(RawMail {
+            object_key,
+            size,
+            folder: folder.to_owned(),
+            uid_validity: validity,
+            uid,
+        }),
+    };
+    let published = deps
+        .bus
+        .publish_json("inbound.email", &key, &envelope)
+        .await?;
+    metrics::counter!("switchyard_connector_mails_total").increment(1);
+    tracing::debug!(uid, duplicate = published.duplicate, "mail handed on");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_the_message_id_or_a_content_hash() {
+        assert_eq!(
+            mail_identity(b"Message-ID: <a@b>\r\nSubject: x\r\n\r\nhi"),
+            "a@b"
+        );
+        let hashed = mail_identity(b"Subject: x\r\n\r\nhi");
+        assert!(hashed.starts_with("sha256:"));
+        assert_eq!(hashed, mail_identity(b"Subject: x\r\n\r\nhi"));
+        assert_ne!(hashed, mail_identity(b"Subject: y\r\n\r\nhi"));
+    }
+}
