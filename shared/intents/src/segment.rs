@@ -145,7 +145,11 @@ pub fn segments(subject: &str, body: &str) -> Vec<Segment> {
     if is_automatic(subject) {
         return out;
     }
-    let subject = strip_reply_prefixes(subject);
+    // A reply's or forward's subject names the old thread's topic, not this mail's request
+    // ("Re: Ihre Kündigung" answering a confirmation), so only a fresh subject is scored.
+    let stripped = strip_reply_prefixes(subject);
+    let is_reply = stripped.len() != subject.trim().len();
+    let subject = if is_reply { "" } else { stripped };
     if subject.chars().count() >= 3 {
         out.push(Segment {
             text: collapse_ws(subject),
@@ -372,7 +376,7 @@ mod tests {
                     Mein Zählerstand ist 12345 kWh. Bitte buchen Sie ihn.\n\n\
                     Mit freundlichen Grüßen\nTom Mustermann\nMusterstr. 5\n\n\
                     > Alte Nachricht: Ich kündige.\n";
-        let t = texts("AW: Umzug", body);
+        let t = texts("Umzug", body);
         assert_eq!(
             t,
             vec![
