@@ -104,7 +104,7 @@ impl Default for Config {
             whole_text: true,
             center: true,
             background_penalty: 1.0,
-            threshold: 0.71,
+            threshold: 0.69,
             temperature: 0.08,
         }
     }
@@ -353,6 +353,7 @@ impl IntentModel {
         if has_whole {
             texts.push(&whole);
         }
+        let texts: Vec<String> = texts.iter().map(|t| for_embedding(t)).collect();
         let vectors = self
             .encoder
             .embed_batch_on_this_thread(&texts, Kind::Query)?;
@@ -492,7 +493,8 @@ fn embed_cached(
             .collect()
     };
     let kind = if is_query { Kind::Query } else { Kind::Passage };
-    let fresh = encoder.embed_batch(&missing, kind)?;
+    let for_model: Vec<String> = missing.iter().map(|t| for_embedding(t)).collect();
+    let fresh = encoder.embed_batch(&for_model, kind)?;
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     for (t, v) in missing.iter().zip(fresh) {
         map.insert((is_query, (*t).to_string()), Arc::from(v));
@@ -509,6 +511,44 @@ fn embed_cached(
     let used: std::collections::HashSet<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
     map.retain(|(_, t), _| used.contains(t.as_str()));
     Ok(out)
+}
+
+/// The text as the encoder gets it: long digit runs (IBANs, meter and customer numbers, dates)
+/// become "000". They cost the encoder one token per one or two digits and say nothing about
+/// the intent (the parameter extraction reads the original text).
+fn for_embedding(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            // A run of digits with single separators between them.
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '.' | ',' | '/' | '-')
+                    && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 7 {
+                out.push_str("000");
+            } else {
+                out.extend(&chars[i..j]);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// `v − mean`, normalised to unit length.

@@ -178,3 +178,24 @@ fn no_agents_detects_nothing() -> TestResult {
     assert!(d.agents.is_empty());
     Ok(())
 }
+
+#[test]
+fn long_numbers_are_shortened_for_the_encoder() {
+    assert_eq!(
+        for_embedding("IBAN DE89 3704 0044 0532 0130 00, Stand 102.554 kWh"),
+        "IBAN DE000, Stand 102.554 kWh"
+    );
+    assert_eq!(
+        for_embedding("Zähler 1ESY1160677001 am 31.12.2025"),
+        "Zähler 1ESY000 am 000"
+    );
+    assert_eq!(for_embedding("ab 1. Mai"), "ab 1. Mai");
+}
+
+#[test]
+fn model_and_encoder_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<IntentModel>();
+    assert_send_sync::<Encoder>();
+    assert_send_sync::<PreparedMail>();
+}
