@@ -104,7 +104,7 @@ impl Default for Config {
             whole_text: true,
             center: true,
             background_penalty: 1.0,
-            threshold: 0.69,
+            threshold: 0.73,
             temperature: 0.08,
         }
     }
