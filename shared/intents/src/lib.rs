@@ -476,6 +476,39 @@ impl IntentModel {
     }
 }
 
+/// The model a worker uses now, swapped whole when agents change: readers take an `Arc` (never
+/// blocked by a rebuild), and [`LiveModel::update`] rebuilds from the current model's embedding
+/// cache, so an `events.AiAgentChanged` costs only the changed agent's new phrases.
+#[derive(Debug)]
+pub struct LiveModel {
+    current: std::sync::RwLock<Arc<IntentModel>>,
+}
+
+impl LiveModel {
+    /// Starts with a built model.
+    pub fn new(model: IntentModel) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::new(model)),
+        }
+    }
+
+    /// The current model (cheap: an `Arc` clone).
+    pub fn current(&self) -> Arc<IntentModel> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Rebuilds for `agents` (blocking: call it from `spawn_blocking`) and swaps it in; on an
+    /// error the old model stays.
+    pub fn update(&self, agents: &[AgentSpec]) -> Result<(), Error> {
+        let next = Arc::new(self.current().rebuild(agents)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+}
+
 /// Embeds `texts`, taking known ones from the cache; drops cache entries not used any more.
 fn embed_cached(
     encoder: &Encoder,
@@ -506,10 +539,12 @@ fn embed_cached(
             None => return Err(Error::Embed(switchyard_embed::Error::EmbedFailed(1))),
         }
     }
-    // Keep the cache to what the current agents use, in both prefixes (a settings change may
-    // switch back).
+    // Bound the cache: once it holds far more than the agents use, drop what they don't (an
+    // agent switched off and on again within that slack is not embedded twice).
     let used: std::collections::HashSet<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
-    map.retain(|(_, t), _| used.contains(t.as_str()));
+    if map.len() > 2 * used.len() + 256 {
+        map.retain(|(_, t), _| used.contains(t.as_str()));
+    }
     Ok(out)
 }
 

@@ -158,6 +158,19 @@ fn a_new_agent_is_detected_after_a_fast_rebuild() -> TestResult {
 }
 
 #[test]
+fn live_model_swaps_in_changed_agents_and_keeps_the_old_on_error() -> TestResult {
+    let live = LiveModel::new(model()?.rebuild(&defaults::specs()?)?);
+    let mut agents = defaults::specs()?;
+    agents.retain(|a| a.key != "payment_plan");
+    live.update(&agents)?;
+    assert!(!live.current().keys().iter().any(|k| k == "payment_plan"));
+    let dup = vec![agents[0].clone(), agents[0].clone()];
+    assert!(live.update(&dup).is_err());
+    assert_eq!(live.current().keys().len(), agents.len());
+    Ok(())
+}
+
+#[test]
 fn duplicate_keys_are_refused() -> TestResult {
     let encoder = Arc::new(Encoder::from_env()?);
     let a = AgentSpec {

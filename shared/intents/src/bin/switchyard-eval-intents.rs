@@ -144,6 +144,21 @@ fn run() -> Result<ExitCode, BoxError> {
         t.elapsed().as_secs_f64() * 1e3
     );
 
+    // What an operator's edit costs: one agent gets two new phrases, the model is rebuilt.
+    let mut changed = agents.clone();
+    if let Some(a) = changed.first_mut() {
+        a.examples
+            .push("Neuer Zählerstand für meine Wohnung".into());
+        a.examples
+            .push("Here's the reading from my gas meter".into());
+    }
+    let t = Instant::now();
+    let _ = model.rebuild(&changed)?;
+    println!(
+        "rebuild after one agent changed (2 new phrases): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
     let mut prepared: Vec<PreparedMail> = Vec::with_capacity(mails.len());
     let (t, cpu) = (Instant::now(), thread_cpu_secs());
     let mut segments = 0;
