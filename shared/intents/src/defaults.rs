@@ -1,25 +1,26 @@
-//! The default AI agents (German and English detection examples) shipped as data.
+//! The default AI agents and the background phrases, shipped as data.
 //!
-//! The API's `loadDefaults` creates these agents; the detector needs only slug, description and
-//! examples. The background phrases are sentences no agent should take: they teach the model
-//! what "none" looks like and are not an agent.
+//! The agents live in one file, `shared/store/defaults/ai_agents.json`, which the API's
+//! `loadDefaults` installs; the detector needs only slug, description and examples
+//! (`settings.detectionDetails.examples`). The background phrases are sentences no agent should
+//! take: they teach the model what "none" looks like and are not an agent.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{AgentSpec, Error};
 
-/// The file itself, for callers that keep their own copy of the agents (the API's seeds).
-pub const AGENTS_JSON: &str = include_str!("../defaults/agents.json");
+/// The default agents in the API's shape (one file for the API and the detector).
+pub const AGENTS_JSON: &str = include_str!("../../store/defaults/ai_agents.json");
+/// Phrases that belong to no agent.
+pub const BACKGROUND_JSON: &str = include_str!("../defaults/background.json");
 
-/// One default agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One default agent, as the detector reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultAgent {
     /// The agent's slug (`meter_reading`, …).
     pub slug: String,
-    /// Display name per language code (`de`, `en`).
-    pub name: BTreeMap<String, String>,
+    /// Display name.
+    pub name: String,
     /// What the agent is for.
     pub description: String,
     /// Detection phrases (`settings.detectionDetails.examples`).
@@ -37,19 +38,46 @@ impl DefaultAgent {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct File {
-    agents: Vec<DefaultAgent>,
-    background: Vec<String>,
+#[derive(Deserialize)]
+struct ApiAgent {
+    slug: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    settings: ApiSettings,
 }
 
-fn file() -> Result<File, Error> {
-    Ok(serde_json::from_str(AGENTS_JSON)?)
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ApiSettings {
+    #[serde(default)]
+    detection_details: ApiDetection,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiDetection {
+    #[serde(default)]
+    examples: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Background {
+    background: Vec<String>,
 }
 
 /// The default agents, in file order.
 pub fn agents() -> Result<Vec<DefaultAgent>, Error> {
-    Ok(file()?.agents)
+    let list: Vec<ApiAgent> = serde_json::from_str(AGENTS_JSON)?;
+    Ok(list
+        .into_iter()
+        .map(|a| DefaultAgent {
+            slug: a.slug,
+            name: a.name,
+            description: a.description,
+            examples: a.settings.detection_details.examples,
+        })
+        .collect())
 }
 
 /// The default agents as detector specs.
@@ -68,7 +96,7 @@ pub fn default_examples(slug: &str) -> Result<Vec<String>, Error> {
 
 /// Phrases that belong to no agent.
 pub fn background() -> Result<Vec<String>, Error> {
-    Ok(file()?.background)
+    Ok(serde_json::from_str::<Background>(BACKGROUND_JSON)?.background)
 }
 
 #[cfg(test)]
@@ -94,11 +122,7 @@ mod tests {
         );
         for a in &agents {
             assert!((20..=40).contains(&a.examples.len()), "{}", a.slug);
-            assert!(
-                a.name.contains_key("de") && a.name.contains_key("en"),
-                "{}",
-                a.slug
-            );
+            assert!(!a.name.is_empty(), "{}", a.slug);
             assert!(!a.description.is_empty(), "{}", a.slug);
         }
         assert!(background()?.len() >= 20);

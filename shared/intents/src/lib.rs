@@ -104,7 +104,7 @@ impl Default for Config {
             whole_text: true,
             center: true,
             background_penalty: 1.0,
-            threshold: 0.71,
+            threshold: 0.73,
             temperature: 0.08,
         }
     }
@@ -353,6 +353,7 @@ impl IntentModel {
         if has_whole {
             texts.push(&whole);
         }
+        let texts: Vec<String> = texts.iter().map(|t| for_embedding(t)).collect();
         let vectors = self
             .encoder
             .embed_batch_on_this_thread(&texts, Kind::Query)?;
@@ -475,6 +476,39 @@ impl IntentModel {
     }
 }
 
+/// The model a worker uses now, swapped whole when agents change: readers take an `Arc` (never
+/// blocked by a rebuild), and [`LiveModel::update`] rebuilds from the current model's embedding
+/// cache, so an `events.AiAgentChanged` costs only the changed agent's new phrases.
+#[derive(Debug)]
+pub struct LiveModel {
+    current: std::sync::RwLock<Arc<IntentModel>>,
+}
+
+impl LiveModel {
+    /// Starts with a built model.
+    pub fn new(model: IntentModel) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::new(model)),
+        }
+    }
+
+    /// The current model (cheap: an `Arc` clone).
+    pub fn current(&self) -> Arc<IntentModel> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Rebuilds for `agents` (blocking: call it from `spawn_blocking`) and swaps it in; on an
+    /// error the old model stays.
+    pub fn update(&self, agents: &[AgentSpec]) -> Result<(), Error> {
+        let next = Arc::new(self.current().rebuild(agents)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+}
+
 /// Embeds `texts`, taking known ones from the cache; drops cache entries not used any more.
 fn embed_cached(
     encoder: &Encoder,
@@ -492,7 +526,8 @@ fn embed_cached(
             .collect()
     };
     let kind = if is_query { Kind::Query } else { Kind::Passage };
-    let fresh = encoder.embed_batch(&missing, kind)?;
+    let for_model: Vec<String> = missing.iter().map(|t| for_embedding(t)).collect();
+    let fresh = encoder.embed_batch(&for_model, kind)?;
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     for (t, v) in missing.iter().zip(fresh) {
         map.insert((is_query, (*t).to_string()), Arc::from(v));
@@ -504,11 +539,51 @@ fn embed_cached(
             None => return Err(Error::Embed(switchyard_embed::Error::EmbedFailed(1))),
         }
     }
-    // Keep the cache to what the current agents use, in both prefixes (a settings change may
-    // switch back).
+    // Bound the cache: once it holds far more than the agents use, drop what they don't (an
+    // agent switched off and on again within that slack is not embedded twice).
     let used: std::collections::HashSet<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
-    map.retain(|(_, t), _| used.contains(t.as_str()));
+    if map.len() > 2 * used.len() + 256 {
+        map.retain(|(_, t), _| used.contains(t.as_str()));
+    }
     Ok(out)
+}
+
+/// The text as the encoder gets it: long digit runs (IBANs, meter and customer numbers, dates)
+/// become "000". They cost the encoder one token per one or two digits and say nothing about
+/// the intent (the parameter extraction reads the original text).
+fn for_embedding(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            // A run of digits with single separators between them.
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    j += 1;
+                } else if matches!(chars[j], ' ' | '.' | ',' | '/' | '-')
+                    && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 7 {
+                out.push_str("000");
+            } else {
+                out.extend(&chars[i..j]);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// `v − mean`, normalised to unit length.

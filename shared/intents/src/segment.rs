@@ -145,7 +145,11 @@ pub fn segments(subject: &str, body: &str) -> Vec<Segment> {
     if is_automatic(subject) {
         return out;
     }
-    let subject = strip_reply_prefixes(subject);
+    // A reply's or forward's subject names the old thread's topic, not this mail's request
+    // ("Re: Ihre Kündigung" answering a confirmation), so only a fresh subject is scored.
+    let stripped = strip_reply_prefixes(subject);
+    let is_reply = stripped.len() != subject.trim().len();
+    let subject = if is_reply { "" } else { stripped };
     if subject.chars().count() >= 3 {
         out.push(Segment {
             text: collapse_ws(subject),
@@ -309,10 +313,9 @@ fn split_sentences(paragraph: &str) -> Vec<String> {
         let c = chars[i];
         let next_is_space = chars.get(i + 1).is_some_and(|n| n.is_whitespace());
         if matches!(c, '.' | '!' | '?' | ';') && next_is_space {
-            // A number or a lower-case word after a full stop continues the sentence
-            // ("Nr. 5", "ca. drei Wochen").
+            // A number after a full stop continues the sentence ("Nr. 5", "Abs. 3").
             let next_word_start = chars[i + 1..].iter().find(|c| !c.is_whitespace());
-            let continues = next_word_start.is_some_and(|n| n.is_ascii_digit() || n.is_lowercase());
+            let continues = next_word_start.is_some_and(char::is_ascii_digit);
             let is_break = c != '.' || !(continues || ends_with_non_terminal(&chars[start..i]));
             if is_break {
                 let s: String = chars[start..=i].iter().collect();
@@ -346,8 +349,10 @@ fn ends_with_non_terminal(before: &[char]) -> bool {
     if word.is_empty() {
         return false;
     }
+    // "1." / "15." / "31.12." (ordinals, dates going on) continue; a year ("2026.") ends.
     if word.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return true;
+        let last_group = word.rsplit('.').next().unwrap_or("");
+        return last_group.len() <= 2;
     }
     let lower = word.to_lowercase();
     ABBREVIATIONS.contains(&lower.as_str())
@@ -372,7 +377,7 @@ mod tests {
                     Mein Zählerstand ist 12345 kWh. Bitte buchen Sie ihn.\n\n\
                     Mit freundlichen Grüßen\nTom Mustermann\nMusterstr. 5\n\n\
                     > Alte Nachricht: Ich kündige.\n";
-        let t = texts("AW: Umzug", body);
+        let t = texts("Umzug", body);
         assert_eq!(
             t,
             vec![
@@ -402,6 +407,27 @@ mod tests {
             vec![
                 "Ich wohne in der Hauptstr. 5, z.B. seit dem 3. Mai.",
                 "Danach nicht."
+            ]
+        );
+    }
+
+    #[test]
+    fn a_year_or_a_closing_bracket_ends_a_sentence() {
+        let t = split_sentences("Ich kündige zum 31.03.2026. Bitte überweisen Sie das Guthaben.");
+        assert_eq!(
+            t,
+            vec![
+                "Ich kündige zum 31.03.2026.",
+                "Bitte überweisen Sie das Guthaben."
+            ]
+        );
+        let t =
+            split_sentences("meter is at 2,987 kWh (read yesterday). can you lower my payment?");
+        assert_eq!(
+            t,
+            vec![
+                "meter is at 2,987 kWh (read yesterday).",
+                "can you lower my payment?"
             ]
         );
     }

