@@ -362,7 +362,7 @@ async fn ticket_of(stack: &Stack, message_id: &str) -> i64 {
 /// mail in two mailboxes is two tickets, in one mailbox one message.
 #[tokio::test]
 async fn replies_thread_onto_their_ticket_and_strangers_do_not() {
-    let stack = stack_with("mailthread", &["ingest", "connectors"]).await;
+    let stack = stack_with("mailthread", &["ingest", "ai", "connectors"]).await;
     let f1 = folder("thread").await;
     let f2 = folder("thread2").await;
     let sub1 = mailbox(&stack, &f1, None).await;
@@ -405,6 +405,19 @@ async fn replies_thread_onto_their_ticket_and_strangers_do_not() {
     .expect("reply");
     assert_eq!(status, "open", "a customer's reply reopens the ticket");
     assert_eq!(clean.as_deref(), Some("Neue Adresse: Hauptstr. 1"));
+    // The reply goes down the pipeline as a response.
+    assert_eq!(
+        wait_count(
+            &stack,
+            "SELECT count(*) FROM stage_runs r JOIN messages m ON m.id = r.message_id
+              WHERE r.stage = 'ai' AND m.mail_message_id = 'reply@tom.example'
+                AND r.events::text LIKE '%TicketResponse%'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await,
+        1
+    );
 
     // Another sender quoting the ticket number gets a ticket of their own.
     let stranger = mail(

@@ -26,8 +26,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 
 type ImapSession = Session<Box<dyn Io>>;
 
-/// How many mails one FETCH asks for: bounds memory for large mails.
+/// How many mails, and how many bytes of mail, one FETCH asks for: bounds memory when mails are
+/// large (a mail larger than the byte bound is fetched alone).
 const FETCH_CHUNK: usize = 20;
+const FETCH_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs one mailbox until the task is aborted (removed or changed subchannel, shutdown).
@@ -134,22 +136,27 @@ async fn catch_up(
             start
         }
     };
-    let mut uids: Vec<u32> = session
-        .uid_search(format!("UID {}:*", u64::from(last_uid) + 1))
+    // UIDs and sizes first, so one FETCH never holds more than a bounded amount of mail.
+    let mut sizes: Vec<(u32, u32)> = session
+        .uid_fetch(
+            format!("{}:*", u64::from(last_uid) + 1),
+            "(UID RFC822.SIZE)",
+        )
         .await?
-        .into_iter()
-        // `n:*` always matches the newest mail, even when its UID is below n.
-        .filter(|u| *u > last_uid)
-        .collect();
-    uids.sort_unstable();
-    for chunk in uids.chunks(FETCH_CHUNK) {
+        .try_filter_map(|f| async move { Ok(f.uid.map(|u| (u, f.size.unwrap_or(0)))) })
+        .try_collect()
+        .await?;
+    // `n:*` always matches the newest mail, even when its UID is below n.
+    sizes.retain(|(uid, _)| *uid > last_uid);
+    sizes.sort_unstable();
+    for chunk in fetch_chunks(&sizes) {
         let set = chunk
             .iter()
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
         let mut fetched: Vec<(u32, Vec<u8>)> = session
-            .uid_fetch(&set, "(UID RFC822.SIZE BODY.PEEK[])")
+            .uid_fetch(&set, "(UID BODY.PEEK[])")
             .await?
             .try_filter_map(|f| async move { Ok(f.uid.zip(f.body().map(<[u8]>::to_vec))) })
             .try_collect()
@@ -161,6 +168,26 @@ async fn catch_up(
         }
     }
     Ok(())
+}
+
+/// Groups `(uid, size)` in UID order into FETCH sets within the count and byte bounds.
+fn fetch_chunks(sizes: &[(u32, u32)]) -> Vec<Vec<u32>> {
+    let mut chunks: Vec<Vec<u32>> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in sizes {
+        let full = chunks
+            .last()
+            .is_none_or(|c| c.len() >= FETCH_CHUNK || bytes + u64::from(size) > FETCH_CHUNK_BYTES);
+        if full {
+            chunks.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += u64::from(size);
+        if let Some(c) = chunks.last_mut() {
+            c.push(uid);
+        }
+    }
+    chunks
 }
 
 /// Where a new mailbox starts: after the newest mail, or before the first mail since the
@@ -271,6 +298,20 @@ async fn hand_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_sets_are_bounded_by_count_and_bytes() {
+        let small: Vec<(u32, u32)> = (1..=45).map(|u| (u, 1000)).collect();
+        let sets = fetch_chunks(&small);
+        assert_eq!(
+            sets.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![20, 20, 5]
+        );
+        let big = 20 * 1024 * 1024;
+        let sets = fetch_chunks(&[(1, 10), (2, big), (3, 10), (4, 10)]);
+        assert_eq!(sets, vec![vec![1], vec![2], vec![3, 4]]);
+        assert!(fetch_chunks(&[]).is_empty());
+    }
 
     #[test]
     fn identity_is_the_message_id_or_a_content_hash() {
