@@ -382,6 +382,15 @@ fn build_candidate(
         }
     }
     if sep_after.is_none() && n_dec == 0 && lcd_like {
+        let pos: Vec<f32> = digits.iter().map(|d| d.3).collect();
+        if let Some(k) = segment_point(&line.crop_hi, &pos) {
+            if k >= n.saturating_sub(3).max(1) && k < n {
+                sep_after = Some(k);
+                n_dec = n - k;
+            }
+        }
+    }
+    if sep_after.is_none() && n_dec == 0 && lcd_like {
         let mut best: Option<(usize, f32)> = None;
         for k in n.saturating_sub(3).max(1)..n {
             let (lo, hi) = (digits[k - 1].3, digits[k].3);
@@ -453,6 +462,86 @@ fn build_candidate(
         score,
         substitutions: subs,
     })
+}
+
+/// Finds a decimal point on a dark-on-light segment display: a small, compact dark blob
+/// sitting on the digits' baseline between two digits. Returns how many digits precede
+/// it, given the digits' horizontal positions (0..1).
+fn segment_point(crop: &RgbImage, pos: &[f32]) -> Option<usize> {
+    let (w, h) = (crop.width() as usize, crop.height() as usize);
+    if w < 8 || h < 8 || pos.len() < 2 {
+        return None;
+    }
+    let lum: Vec<u8> = crop
+        .pixels()
+        .map(|p| ((p.0[0] as u32 * 3 + p.0[1] as u32 * 6 + p.0[2] as u32) / 10) as u8)
+        .collect();
+    let mut sorted = lum.clone();
+    sorted.sort_unstable();
+    let (dark, light) = (sorted[sorted.len() / 20], sorted[sorted.len() * 19 / 20]);
+    if light < dark + 40 {
+        return None;
+    }
+    let cut = ((dark as u32 + light as u32) / 2) as u8;
+    let is_dark: Vec<bool> = lum.iter().map(|&v| v < cut).collect();
+    // Connected dark components: (x0, y0, x1, y1, pixel count).
+    let mut seen = vec![false; w * h];
+    let mut comps: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !is_dark[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let (mut x0, mut y0, mut x1, mut y1, mut n) = (w, h, 0, 0, 0);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            (x0, y0, x1, y1, n) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y), n + 1);
+            let nb = [
+                (x > 0).then(|| i - 1),
+                (x + 1 < w).then(|| i + 1),
+                (y > 0).then(|| i - w),
+                (y + 1 < h).then(|| i + w),
+            ];
+            for j in nb.into_iter().flatten() {
+                if is_dark[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        comps.push((x0, y0, x1, y1, n));
+    }
+    // Digit band: from the tall components (segments or whole digits).
+    let tall: Vec<_> = comps
+        .iter()
+        .filter(|c| c.3 - c.1 + 1 > h / 5 && c.2 - c.0 + 1 < w / 3)
+        .collect();
+    if tall.len() < 2 {
+        return None;
+    }
+    let top = tall.iter().map(|c| c.1).min()?;
+    let bottom = tall.iter().map(|c| c.3).max()?;
+    let dh = (bottom - top + 1) as f32;
+    let lo = pos.first()? * w as f32;
+    let hi = pos.last()? * w as f32;
+    let point = comps.iter().find(|c| {
+        let (cw, ch) = ((c.2 - c.0 + 1) as f32, (c.3 - c.1 + 1) as f32);
+        let cx = (c.0 + c.2) as f32 / 2.0;
+        cw <= 0.22 * dh
+            && ch <= 0.22 * dh
+            && cw >= 0.04 * dh
+            && ch >= 0.04 * dh
+            && (0.5..=2.0).contains(&(cw / ch))
+            && c.4 as f32 >= 0.5 * cw * ch
+            && (c.3 as f32) >= bottom as f32 - 0.12 * dh
+            && c.1 as f32 >= top as f32 + 0.7 * dh
+            && cx > lo
+            && cx < hi
+    })?;
+    let px = (point.0 + point.2) as f32 / 2.0 / w as f32;
+    Some(pos.iter().filter(|&&p| p < px).count())
 }
 
 /// Whether the middle band of the crop is mostly light with dark strokes (LCD style),
