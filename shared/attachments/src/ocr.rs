@@ -69,6 +69,8 @@ pub(crate) struct RecLine {
     /// Per CTC step: (position 0..1, probability of `.` or `,`). Decimal points on
     /// segment displays are tiny; the recogniser often sees them without emitting them.
     pub dots: Vec<(f32, f32)>,
+    /// The same box at twice the resolution, for small marks such as decimal points.
+    pub crop_hi: RgbImage,
     pub crop: RgbImage,
     pub bbox: TextBox,
 }
@@ -217,9 +219,11 @@ impl Ocr {
                 (((t as f32 + 0.5) * REC_STRIDE / cw as f32).min(1.0), p)
             })
             .collect();
+        let crop_hi = sample_box(img, b, 2 * cw as u32, 2 * REC_H as u32);
         Ok(RecLine {
             chars,
             dots,
+            crop_hi,
             crop,
             bbox: b.clone(),
         })

@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use switchyard_attachments::{
-    default_models_dir, pdf_text, Error, ExtractionPool, MeterReader, PoolConfig,
+    default_models_dir, pdf_text, pdf_text_with_timeout, Error, ExtractionPool, MeterReader,
+    PoolConfig,
 };
 
 fn testdata(name: &str) -> PathBuf {
@@ -133,6 +135,13 @@ fn malformed_pdf_is_an_error() {
     let bytes = std::fs::read(testdata("broken.pdf")).unwrap_or_default();
     assert!(matches!(pdf_text(&bytes), Err(Error::Pdf(_))));
     assert!(matches!(pdf_text(b"hello"), Err(Error::NotPdf)));
+}
+
+#[test]
+fn slow_pdf_is_killed_at_the_timeout() {
+    let bytes = std::fs::read(testdata("invoice.pdf")).unwrap_or_default();
+    let got = pdf_text_with_timeout(&bytes, Duration::ZERO);
+    assert!(matches!(got, Err(Error::Timeout(_))), "{got:?}");
 }
 
 #[tokio::test]

@@ -3,6 +3,16 @@
 //! and CPU milliseconds per photo, per meter kind.
 //!
 //!     switchyard-bench-ocr SET_DIR [--threshold T] [--sweep] [--verbose] [--models DIR]
+//!
+//! Reproduce the figures in shared/attachments/README.md:
+//!
+//!     source deploy/local/lib.sh && ensure_ocr_models
+//!     pip install Pillow
+//!     python3 shared/attachments/testdata/gen_meter_photos.py /tmp/meters-dev --seed 1 --count 180
+//!     python3 shared/attachments/testdata/gen_meter_photos.py /tmp/meters-test --seed 2 --count 180
+//!     cargo run --release -p switchyard-attachments --bin switchyard-bench-ocr -- /tmp/meters-test
+//!
+//! CPU time is the reading thread's own (Linux schedstat), one thread per photo.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
