@@ -191,22 +191,13 @@ fn extract(
         let found = kind
             .map(|k| params::candidates(k, text, cx))
             .unwrap_or_default();
-        // The agent's own sentences first: in "moving next Thursday; cancel by 1 November" each
-        // agent takes the date of its sentence.
-        let preferred: Vec<Candidate> = found
-            .iter()
-            .filter(|c| within(c, &spans))
-            .cloned()
-            .collect();
-        let pool = if preferred.is_empty() {
-            &found
-        } else {
-            &preferred
-        };
-        let mut picked = params::pick(pool, text, &p.keywords).cloned();
+        // The agent's own sentences have a head start: in "moving next Thursday; cancel by 1
+        // November" each agent takes the date of its sentence.
+        let mut picked = params::pick_favouring(&found, text, &p.keywords, &spans).cloned();
+        let in_evidence = picked.as_ref().is_some_and(|c| within(c, &spans));
         // An optional value is taken only where its sentence says what it is: a reading date
         // must not be the move date of the next sentence.
-        if !p.required && preferred.is_empty() && !p.keywords.is_empty() {
+        if !p.required && !in_evidence && !p.keywords.is_empty() {
             picked = picked.filter(|c| cue_in_sentence(text, c, &p.keywords));
         }
         match picked {

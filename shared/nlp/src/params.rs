@@ -493,8 +493,26 @@ pub fn pick<'c>(
     text: &str,
     keywords: &[String],
 ) -> Option<&'c Candidate> {
+    pick_favouring(candidates, text, keywords, &[])
+}
+
+/// As [`pick`], with a head start for candidates inside `favoured` spans (the sentences that
+/// made the agent apply).
+pub fn pick_favouring<'c>(
+    candidates: &'c [Candidate],
+    text: &str,
+    keywords: &[String],
+    favoured: &[(usize, usize)],
+) -> Option<&'c Candidate> {
+    let is_favoured = |c: &Candidate| favoured.iter().any(|(a, b)| c.start >= *a && c.end <= *b);
+    let first = || {
+        candidates
+            .iter()
+            .find(|c| is_favoured(c))
+            .or(candidates.first())
+    };
     if candidates.len() <= 1 || keywords.is_empty() {
-        return candidates.first();
+        return first();
     }
     let lower = text.to_lowercase();
     let mut cues: Vec<(usize, bool)> = Vec::new();
@@ -509,7 +527,7 @@ pub fn pick<'c>(
         cues.extend(lower.match_indices(&word).map(|(i, _)| (i, positive)));
     }
     if cues.is_empty() {
-        return candidates.first();
+        return first();
     }
     candidates
         .iter()
@@ -541,7 +559,8 @@ pub fn pick<'c>(
                         -1.2 * weight
                     }
                 })
-                .sum::<f64>();
+                .sum::<f64>()
+                + if is_favoured(c) { 0.6 } else { 0.0 };
             (c, score)
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
