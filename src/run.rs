@@ -195,7 +195,19 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 .await
                 .context("loading AI agents")?;
                 let llm = switchyard_ai::llm::Llm::from_env().context("LLM configuration")?;
-                let ai = switchyard_ai::Ai::new(settings, agents.clone(), llm);
+                let reader = switchyard_attachments::MeterReader::load(
+                    &switchyard_attachments::default_models_dir(),
+                )
+                .context("loading the OCR models (run deploy/local/fetch-models)")?;
+                let extraction = switchyard_ai::Extraction {
+                    objects: objects()?,
+                    lanes: Arc::new(switchyard_attachments::ExtractionPool::new(
+                        Arc::new(reader),
+                        switchyard_attachments::PoolConfig::default(),
+                    )),
+                    store: store.clone(),
+                };
+                let ai = switchyard_ai::Ai::new(settings, agents.clone(), llm, Some(extraction));
                 // Each message in its own short transaction: the CPU work of one (a photo) never
                 // holds up the others of a batch, and few transactions wait on the cores.
                 let config = StageConfig {

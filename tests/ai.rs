@@ -33,54 +33,8 @@ async fn ai_stack(name: &str) -> Stack {
     for s in ["api", "ingest", "ai", "router", "autoexecute"] {
         stack.start(s).await;
     }
-    let customers: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/local/erp/customers.json"
-        ))
-        .expect("customers.json"),
-    )
-    .expect("customers JSON");
-    let (status, _) = send(
-        &stack,
-        reqwest::Method::POST,
-        "/api/mind/customer/import",
-        &stack.admin_token,
-        Some(&customers),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (status, loaded) = send(
-        &stack,
-        reqwest::Method::POST,
-        "/api/mind/aiAgents/loadDefaults",
-        &stack.admin_token,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{loaded}");
-    assert_eq!(
-        loaded["aiAgents"].as_array().map(Vec::len),
-        Some(8),
-        "{loaded}"
-    );
-    wait_for_agents(&stack).await;
+    stack.load_demo_customers_and_agents().await;
     stack
-}
-
-/// The ai replica rebuilds its detector after `AiAgentChanged` (embedding every example takes a
-/// few seconds): wait until a plain meter-reading mail is recognised.
-async fn wait_for_agents(stack: &Stack) {
-    let probe = json!({"channel": "email", "from": "probe@example.org", "subject": "Zählerstand",
-        "body": "Hier mein Zählerstand: Zähler 1ESY1160000001, Stand 1234 kWh."});
-    for _ in 0..60 {
-        let id = ticket(stack, &probe).await;
-        if intent(&intents(stack, id).await, "meter_reading").is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the default agents were never detected");
 }
 
 /// Posts a mail and waits until the pipeline is through; returns the ticket id.

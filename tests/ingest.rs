@@ -781,3 +781,93 @@ async fn spam_assassin_corpus_goes_through_ingest() {
     );
     stack.shutdown().await;
 }
+
+/// The seed's example mail as a real mail from Tom with a photo of his meter attached: the ai
+/// stage reads the photo (OCR) and the text, and yields meter_reading with the photo's value and
+/// relocation with the move-in date and the new address.
+#[tokio::test]
+async fn the_seed_mail_with_a_meter_photo_yields_reading_and_move() {
+    use base64::Engine;
+    let stack = stack_with(
+        "photo",
+        &["api", "ingest", "connectors", "ai", "router", "autoexecute"],
+    )
+    .await;
+    stack.load_demo_customers_and_agents().await;
+    let folder = folder("photo").await;
+    let sub = mailbox(&stack, &folder, None).await;
+    wait_connected(&stack, sub).await;
+
+    // A gas-bellows meter at 00906.958 m³ (the attachments crate's fixture, read confidently).
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shared/attachments/testdata/photos/0001.jpg"
+    ))
+    .expect("fixture photo");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&photo);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    let raw = format!(
+        "From: Tom Mustermann <tom@mustermann.de>\r\nTo: service@stadtwerke.example\r\n\
+         Subject: I want to relocate and send you a meter reading\r\nMessage-ID: <tom-photo@x>\r\n\
+         Date: Tue, 13 Dec 2022 22:18:06 +0100\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Sehr geehrter Kundenservice,\r\n\r\nkönnten Sie bitte den beiliegenden Zählerstand meines Zählers \
+         in Ihr System eintragen und mir eine Zwischenrechnung zukommen lassen? Außerdem würde ich gerne \
+         zu meiner neuen Adresse Hugo-Junkers-Str. 5 in 82031 Grünwald wechseln. Ich ziehe nächsten \
+         Donnerstag ein. Können Sie meinen alten Vertrag zum 1. November für mich kündigen?\r\n\r\n\
+         Ich danke Ihnen, Tom\r\n\
+         --b\r\nContent-Type: image/jpeg; name=\"IMG_20230301_192712.jpg\"\r\n\
+         Content-Disposition: attachment; filename=\"IMG_20230301_192712.jpg\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    );
+    let mut s = imap().await;
+    append(&mut s, &folder, raw.as_bytes(), false).await;
+    let id = ticket_of(&stack, "tom-photo@x").await;
+    assert_eq!(
+        stack.wait_done(id, Duration::from_secs(120)).await,
+        support::STAGES
+    );
+
+    let (_, found) = stack
+        .get_json(
+            &format!("/api/mind/intent/byTicketId/{id}"),
+            &stack.admin_token,
+        )
+        .await;
+    let of = |code: &str| {
+        found["intents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["code"] == code).cloned())
+            .unwrap_or_else(|| panic!("no {code} intent: {found}"))
+    };
+    let meter = of("meter_reading");
+    assert_eq!(meter["data"]["meterReading"], json!(906.958), "{meter}");
+    let relocation = of("relocation");
+    // The mail's own date is Tuesday 2022-12-13: "nächsten Donnerstag" is Thursday of next week.
+    assert_eq!(relocation["data"]["moveDate"], "2022-12-22", "{relocation}");
+    assert_eq!(
+        relocation["data"]["newAddress"], "Hugo-Junkers-Str. 5, 82031 Grünwald",
+        "{relocation}"
+    );
+    let (_, ticket) = stack
+        .get_json(&format!("/api/mind/ticket/{id}"), &stack.admin_token)
+        .await;
+    let photo = &ticket["attachments"][0];
+    assert_eq!(photo["extractionStatus"], "success", "{photo}");
+    assert_eq!(
+        photo["extractionData"]["meterValue"],
+        json!(906.958),
+        "{photo}"
+    );
+    assert!(photo["extractionData"]["confidence"]
+        .as_f64()
+        .is_some_and(|c| c >= 0.88));
+    assert_eq!(ticket["customerLegitimation"], 20, "Tom's own address");
+    stack.shutdown().await;
+}

@@ -484,6 +484,8 @@ section = meta.split("\n## License", 1)[1] if "\n## License" in meta else ""
     + "\nModel weights: intfloat/multilingual-e5-small, MIT licence.\n")
 (dest / "METADATA").write_text(meta)
 PY
+}
+
 # --- Dovecot (a local IMAP server for the mailbox connector's tests and demo) --
 
 # ensure_dovecot: a private Dovecot instance (not the system service) at

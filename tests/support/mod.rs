@@ -281,6 +281,55 @@ impl Stack {
             .expect("count query")
     }
 
+    /// Imports the demo ERP customers and loads the default AI agents, then waits until the ai
+    /// replica rebuilt its detector (embedding every example takes a few seconds): a plain
+    /// meter-reading mail is recognised.
+    pub async fn load_demo_customers_and_agents(&self) {
+        let customers: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/local/erp/customers.json"
+            ))
+            .expect("customers.json"),
+        )
+        .expect("customers JSON");
+        for (path, body) in [
+            ("/api/mind/customer/import", Some(customers)),
+            ("/api/mind/aiAgents/loadDefaults", None),
+        ] {
+            let mut r = self
+                .http()
+                .post(self.url(path))
+                .bearer_auth(&self.admin_token);
+            if let Some(b) = &body {
+                r = r.json(b);
+            }
+            let r = r.send().await.expect("POST");
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        let probe = serde_json::json!({"channel": "email", "from": "probe@example.org",
+            "subject": "Zählerstand", "body": "Hier mein Zählerstand: Zähler 1ESY1160000001, Stand 1234 kWh."});
+        for _ in 0..60 {
+            let t: Value = self.post_ticket(&probe).await.json().await.expect("ticket");
+            let id = t["id"].as_i64().expect("ticket id");
+            self.wait_done(id, Duration::from_secs(60)).await;
+            let (_, found) = self
+                .get_json(
+                    &format!("/api/mind/intent/byTicketId/{id}"),
+                    &self.admin_token,
+                )
+                .await;
+            if found["intents"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|i| i["code"] == "meter_reading"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("the default agents were never detected");
+    }
+
     /// Stops the processes and removes the streams; the database is dropped by tests/run.
     pub async fn shutdown(mut self) {
         let names: Vec<String> = self.procs.keys().cloned().collect();

@@ -125,27 +125,123 @@ pub async fn follow_changes(
     }
 }
 
+/// Reading attachments: the object store they are in, the bounded OCR/PDF lanes, and a pool
+/// for showing `inProgress` outside the stage's transaction.
+#[derive(Clone)]
+pub struct Extraction {
+    pub objects: switchyard_objects::Objects,
+    pub lanes: Arc<switchyard_attachments::ExtractionPool>,
+    pub store: Store,
+}
+
 #[derive(Clone)]
 pub struct Ai {
     settings: SettingsCache,
     languages: LanguageDetector,
     agents: Agents,
     llm: Option<llm::Llm>,
+    extraction: Option<Extraction>,
     /// Detection is CPU-bound: at most one per core at a time, however many messages the stage
     /// has in flight.
     cpu: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ai {
-    pub fn new(settings: SettingsCache, agents: Agents, llm: Option<llm::Llm>) -> Self {
+    pub fn new(
+        settings: SettingsCache,
+        agents: Agents,
+        llm: Option<llm::Llm>,
+        extraction: Option<Extraction>,
+    ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ai {
             settings,
             languages: LanguageDetector::default(),
             agents,
             llm,
+            extraction,
             cpu: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
+    }
+
+    /// Reads the message's photos and PDFs (once; a redelivery finds them done) and returns
+    /// the meter readings.
+    async fn read_attachments(
+        &self,
+        cx: &mut StageCx,
+        message_id: i64,
+    ) -> Result<Vec<AttachmentReading>, StageError> {
+        use switchyard_store::extraction;
+        let Some(x) = &self.extraction else {
+            return Ok(Vec::new());
+        };
+        let pending = extraction::pending(cx.conn(), message_id).await?;
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        if *cx.mode() == switchyard_stage::EffectMode::Apply {
+            // Best effort and never waiting long: the status is for people watching.
+            let ids: Vec<i64> = pending.iter().map(|a| a.id).collect();
+            if let Ok(Ok(mut c)) =
+                tokio::time::timeout(Duration::from_secs(1), x.store.pool().acquire()).await
+            {
+                let _ = extraction::mark_in_progress(&mut c, &ids).await;
+            }
+        }
+        let mut readings = Vec::new();
+        for a in pending {
+            let bytes = match x.objects.get(&a.object_key).await {
+                Ok(b) => b.to_vec(),
+                Err(e) if e.is_transient() => {
+                    return Err(StageError::Transient(format!("attachment {}: {e}", a.id)))
+                }
+                Err(e) => {
+                    let info = json!({"error": e.to_string()});
+                    cx.finish_extraction(a.id, false, None, Some(&info)).await?;
+                    continue;
+                }
+            };
+            if a.is_image() {
+                match x.lanes.meter(bytes).await {
+                    Ok(Some(r)) => {
+                        let data = json!({"meterValue": r.value, "confidence": (r.confidence * 1000.0).round() / 1000.0,
+                                          "digits": r.digits, "confident": r.is_confident()});
+                        cx.finish_extraction(a.id, true, None, Some(&data)).await?;
+                        readings.push(AttachmentReading {
+                            attachment_id: a.id,
+                            meter_value: r.value,
+                            confidence: r.confidence,
+                        });
+                    }
+                    Ok(None) => {
+                        let data = json!({"meterValue": null, "confidence": 0.0});
+                        cx.finish_extraction(a.id, true, None, Some(&data)).await?;
+                    }
+                    Err(switchyard_attachments::Error::Busy) => {
+                        return Err(StageError::Transient("OCR lane full".into()))
+                    }
+                    Err(e) => {
+                        let info = json!({"error": e.to_string()});
+                        cx.finish_extraction(a.id, false, None, Some(&info)).await?;
+                    }
+                }
+            } else if a.is_pdf() {
+                match x.lanes.pdf(bytes).await {
+                    Ok(text) => {
+                        cx.finish_extraction(a.id, true, Some(&Value::String(text)), None)
+                            .await?;
+                    }
+                    Err(switchyard_attachments::Error::Busy) => {
+                        return Err(StageError::Transient("PDF lane full".into()))
+                    }
+                    Err(e) => {
+                        let info = json!({"error": e.to_string()});
+                        cx.finish_extraction(a.id, false, None, Some(&info)).await?;
+                    }
+                }
+            }
+        }
+        Ok(readings)
     }
 
     pub fn agents(&self) -> &Agents {
@@ -208,6 +304,7 @@ impl StageHandler for Ai {
             .map_or("de", |d| d.code.as_str())
             .to_owned();
 
+        let readings = self.read_attachments(cx, input.message_id).await?;
         let set = self.agents.get().await;
         let mut scores = {
             let _core = self
@@ -233,11 +330,11 @@ impl StageHandler for Ai {
                 date: message.created_at,
                 channel: &message.channel,
                 language: &language,
-                auto_submitted: false,
+                auto_submitted: message.auto_reply.is_some(),
             },
             &set.agents,
             &scores,
-            &[],
+            &readings,
             Thresholds {
                 meter_ocr_confidence: threshold as f32,
             },

@@ -96,6 +96,33 @@ impl StageCx {
         Ok(())
     }
 
+    /// Records what was read out of an attachment (ai).
+    pub async fn finish_extraction(
+        &mut self,
+        attachment_id: i64,
+        success: bool,
+        extracted_data: Option<&Value>,
+        extraction_data: Option<&Value>,
+    ) -> Result<(), StageError> {
+        match self.mode {
+            EffectMode::Apply => {
+                switchyard_store::extraction::finish(
+                    &mut self.tx,
+                    attachment_id,
+                    success,
+                    extracted_data,
+                    extraction_data,
+                )
+                .await?
+            }
+            EffectMode::RecordOnly => self.recorded.push(json!({
+                "effect": "finishExtraction", "attachmentId": attachment_id, "success": success,
+                "extractedData": extracted_data, "extractionData": extraction_data,
+            })),
+        }
+        Ok(())
+    }
+
     /// Records a detected intent (ai), or completes the active one of the same agent.
     pub async fn upsert_intent(
         &mut self,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod conditions;
 pub mod customers;
 pub mod dead_letters;
+pub mod extraction;
 pub mod intents;
 pub mod mail;
 pub mod quality;

@@ -111,7 +111,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         kind: SettingType::Number,
         secret: false,
         description: "A meter reading read from a photo below this confidence (0 to 1) is shown to a person and never makes an intent ready.",
-        default: || json!(0.8),
+        default: || json!(0.88),
         check: fraction,
     },
     SettingDef {

@@ -485,6 +485,8 @@ pub struct MessageText {
     /// The ticket's legitimation now: 30 and above was confirmed by a person and is kept.
     pub customer_legitimation: i32,
     pub spam_status: Option<String>,
+    /// Set by ingest for machine-sent mail (`autoReply`, `outOfOffice`, `bounce`, `bulk`).
+    pub auto_reply: Option<String>,
 }
 
 /// The ticket's latest inbound message (what a preview runs on).
@@ -503,7 +505,7 @@ pub async fn latest_inbound_message(
 pub async fn message_text(conn: &mut PgConnection, message_id: i64) -> Result<MessageText> {
     sqlx::query_as(
         "SELECT m.ticket_id, m.subject, m.body_plain, m.created_at, m.from_addr, t.channel,
-                t.customer_legitimation, t.spam_status,
+                t.customer_legitimation, t.spam_status, m.auto_reply,
                 NOT EXISTS (SELECT 1 FROM messages p WHERE p.ticket_id = m.ticket_id AND p.id < m.id) AS is_first
            FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.id = $1",
     )
