@@ -44,6 +44,26 @@ pub struct MessageInput<'a> {
     pub auto_submitted: bool,
 }
 
+impl<'a> MessageInput<'a> {
+    /// The input for a stored message whose subject and plain body the caller holds.
+    pub fn of(
+        message: &'a switchyard_store::tickets::MessageText,
+        subject: &'a str,
+        body: &'a str,
+        language: &'a str,
+    ) -> Self {
+        MessageInput {
+            subject,
+            body,
+            from: message.from_addr.as_deref(),
+            date: message.created_at,
+            channel: &message.channel,
+            language,
+            auto_submitted: message.auto_reply.is_some(),
+        }
+    }
+}
+
 /// A value read from an attachment (a meter photo) that the text may lack.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttachmentReading {

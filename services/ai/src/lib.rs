@@ -323,15 +323,7 @@ impl StageHandler for Ai {
             }
         }
         let analysis = analyze(
-            &MessageInput {
-                subject: &subject,
-                body: &body,
-                from: message.from_addr.as_deref(),
-                date: message.created_at,
-                channel: &message.channel,
-                language: &language,
-                auto_submitted: message.auto_reply.is_some(),
-            },
+            &MessageInput::of(&message, &subject, &body, &language),
             &set.agents,
             &scores,
             &readings,

@@ -83,8 +83,8 @@ async fn preview(store: &Store, ai: &Ai, req: Request) -> anyhow::Result<Value> 
         .build_for(agents.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    let subject = message.subject.unwrap_or_default();
-    let body = message.body_plain.unwrap_or_default();
+    let subject = message.subject.clone().unwrap_or_default();
+    let body = message.body_plain.clone().unwrap_or_default();
     let own = switchyard_nlp::text::own_words(&body);
     let allowed = ai.settings().get_strings("languages").await?;
     let language = ai
@@ -98,15 +98,7 @@ async fn preview(store: &Store, ai: &Ai, req: Request) -> anyhow::Result<Value> 
         s.detected = true;
     }
     let analysis = analyze(
-        &MessageInput {
-            subject: &subject,
-            body: &body,
-            from: message.from_addr.as_deref(),
-            date: message.created_at,
-            channel: &message.channel,
-            language: &language,
-            auto_submitted: false,
-        },
+        &MessageInput::of(&message, &subject, &body, &language),
         &agents,
         &scores,
         &[],

@@ -190,9 +190,8 @@ fn validate_import(body: &Value) -> ApiResult<()> {
         if !c.is_object() {
             return Err(ApiError::field(&format!("[{i}]"), "must be an object"));
         }
-        if !c
-            .get("id")
-            .is_some_and(|v| v.as_i64().is_some_and(|id| id > 0))
+        if c.get("id")
+            .is_none_or(|v| v.as_i64().is_none_or(|id| id <= 0))
         {
             return Err(ApiError::field(
                 &format!("[{i}].id"),
@@ -211,9 +210,8 @@ fn validate_import(body: &Value) -> ApiResult<()> {
         };
         for (j, k) in contracts.iter().enumerate() {
             let field = format!("[{i}].contracts[{j}]");
-            if !k
-                .get("id")
-                .is_some_and(|v| v.as_i64().is_some_and(|id| id > 0))
+            if k.get("id")
+                .is_none_or(|v| v.as_i64().is_none_or(|id| id <= 0))
             {
                 return Err(ApiError::field(
                     &format!("{field}.id"),

@@ -96,7 +96,7 @@ pub fn holds(
             .get("operator")
             .and_then(Value::as_str)
             .unwrap_or("IsNotNull");
-        let present = !actual.is_null() && as_text(&actual) != "";
+        let present = !actual.is_null() && !as_text(&actual).is_empty();
         let r = match operator {
             "IsNull" => !present,
             "IsNotNull" => present,

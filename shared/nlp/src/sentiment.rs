@@ -326,7 +326,7 @@ fn cue_score(lower: &str, cues: &[(&str, f32)]) -> f32 {
                 continue;
             }
             let before: Vec<&str> = WORD
-                .find_iter(before(&lower, at, 24))
+                .find_iter(before(lower, at, 24))
                 .map(|m| m.as_str())
                 .collect();
             let negated = before

@@ -248,7 +248,7 @@ pub async fn create_case(
     description: &str,
     actor: Actor<'_>,
 ) -> Result<Value> {
-    Ok(sqlx::query_scalar(&format!(
+    sqlx::query_scalar(&format!(
         "WITH c AS (INSERT INTO ai_test_cases (ticket_id, ai_agent_id, channel, summary, description,
                                              expected_result, modified_by)
                     SELECT t.id, $2, t.channel, t.summary, $3, $4, $5 FROM tickets t WHERE t.id = $1
@@ -262,7 +262,7 @@ pub async fn create_case(
     .bind(actor)
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))?)
+    .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket_id}")))
 }
 
 /// Test cases, of one agent or all.
