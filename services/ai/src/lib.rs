@@ -72,6 +72,8 @@ impl Agents {
                     .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e.to_string()))?
                     .map_err(|e| switchyard_store::StoreError::invalid("aiAgents", e))?;
                 tracing::debug!(agents = agents.len(), "AI agents loaded");
+                // What operators (and the demo) watch to know the detector knows every agent.
+                metrics::gauge!("switchyard_ai_agents").set(agents.len() as f64);
                 Ok(AgentSet { agents, detector })
             }
         })
