@@ -132,8 +132,8 @@ pub fn analyze(
         auto_submitted: input.auto_submitted,
         list_unsubscribe: false,
     });
-    let sentiment = sentiment::sentiment(&format!("{}\n{}", input.subject, own_words));
     let text = format!("{}\n{}", input.subject, own_words);
+    let sentiment = sentiment::sentiment(&text);
     let cx = Context {
         reference: local_date(input.date),
         language: input.language,

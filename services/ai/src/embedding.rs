@@ -138,24 +138,41 @@ fn spec(agent: &AiAgent) -> AgentSpec {
 /// kept so a rebuild after one agent changed embeds only that agent's examples.
 pub fn builder() -> Result<DetectorBuilder, switchyard_intents::Error> {
     let encoder = Arc::new(Encoder::from_env()?);
-    let last: Arc<Mutex<Option<Arc<IntentModel>>>> = Arc::new(Mutex::new(None));
+    let last: Arc<Mutex<Option<Built>>> = Arc::new(Mutex::new(None));
     Ok(Arc::new(move |agents: &[AiAgent]| {
-        let specs: Vec<AgentSpec> = agents.iter().map(spec).collect();
         let previous = last.lock().ok().and_then(|l| l.clone());
+        // The periodic reload finds the same agents most of the time: nothing to rebuild.
+        if let Some(p) = previous.as_ref().filter(|p| p.agents == agents) {
+            return Ok(p.detector.clone());
+        }
+        let specs: Vec<AgentSpec> = agents.iter().map(spec).collect();
         let model = match previous {
-            Some(m) => m.rebuild(&specs),
+            Some(p) => p.model.rebuild(&specs),
             None => IntentModel::build(encoder.clone(), &specs),
         }
         .map_err(|e| e.to_string())?;
         let model = Arc::new(model);
-        if let Ok(mut l) = last.lock() {
-            *l = Some(model.clone());
-        }
-        Ok(Arc::new(EmbeddingDetector {
-            model,
+        let detector: Arc<dyn Detector> = Arc::new(EmbeddingDetector {
+            model: model.clone(),
             rules: KeywordRules::new(agents),
-        }) as Arc<dyn Detector>)
+        });
+        if let Ok(mut l) = last.lock() {
+            *l = Some(Built {
+                agents: agents.to_vec(),
+                model,
+                detector: detector.clone(),
+            });
+        }
+        Ok(detector)
     }))
+}
+
+/// The last agent set and what was built from it.
+#[derive(Clone)]
+struct Built {
+    agents: Vec<AiAgent>,
+    model: Arc<IntentModel>,
+    detector: Arc<dyn Detector>,
 }
 
 #[cfg(test)]

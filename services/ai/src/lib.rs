@@ -246,16 +246,20 @@ impl Ai {
         Ok(readings)
     }
 
+    /// The language of the customer's own words, among the configured ones.
+    pub async fn language_of(
+        &self,
+        subject: &str,
+        own_words: &str,
+    ) -> switchyard_store::Result<Option<switchyard_nlp::Detected>> {
+        let allowed = self.settings.get_strings("languages").await?;
+        Ok(self
+            .languages
+            .detect(&format!("{subject}\n{own_words}"), &allowed))
+    }
+
     pub fn agents(&self) -> &Agents {
         &self.agents
-    }
-
-    pub fn settings(&self) -> &SettingsCache {
-        &self.settings
-    }
-
-    pub fn languages(&self) -> &LanguageDetector {
-        &self.languages
     }
 }
 
@@ -290,7 +294,6 @@ impl StageHandler for Ai {
 
     async fn process(&self, cx: &mut StageCx, input: &Envelope) -> Result<StageOutput, StageError> {
         let message = tickets::message_text(cx.conn(), input.message_id).await?;
-        let allowed = self.settings.get_strings("languages").await?;
         let threshold = self
             .settings
             .get_f64("meterReadingConfidenceThreshold")
@@ -298,9 +301,7 @@ impl StageHandler for Ai {
         let subject = message.subject.clone().unwrap_or_default();
         let body = message.body_plain.clone().unwrap_or_default();
         let own = switchyard_nlp::text::own_words(&body);
-        let detected = self
-            .languages
-            .detect(&format!("{subject}\n{own}"), &allowed);
+        let detected = self.language_of(&subject, &own).await?;
         let language = detected
             .as_ref()
             .map_or("de", |d| d.code.as_str())

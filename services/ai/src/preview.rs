@@ -86,10 +86,9 @@ async fn preview(store: &Store, ai: &Ai, req: Request) -> anyhow::Result<Value> 
     let subject = message.subject.clone().unwrap_or_default();
     let body = message.body_plain.clone().unwrap_or_default();
     let own = switchyard_nlp::text::own_words(&body);
-    let allowed = ai.settings().get_strings("languages").await?;
     let language = ai
-        .languages()
-        .detect(&format!("{subject}\n{own}"), &allowed)
+        .language_of(&subject, &own)
+        .await?
         .map_or("de".to_owned(), |d| d.code);
     let mut scores = detect(detector, &subject, &own).await?;
     // A preview shows the agent's result even below the threshold.

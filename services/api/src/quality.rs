@@ -37,11 +37,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 }
 
 /// Adds `outcomeType` (`{code: type}`): the response case each detected agent's data leads to.
-async fn with_outcome_types(
-    conn: &mut switchyard_store::PgConnection,
-    result: &mut Value,
-) -> ApiResult<()> {
-    let agents: Vec<AiAgent> = ai_agents::all(conn).await?;
+fn with_outcome_types(agents: &[AiAgent], result: &mut Value) {
     let mut types = serde_json::Map::new();
     for code in result["intentDetection"]
         .as_array()
@@ -63,7 +59,6 @@ async fn with_outcome_types(
         types.insert(code.to_owned(), ty.unwrap_or(Value::Null));
     }
     result["outcomeType"] = Value::Object(types);
-    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -421,6 +416,7 @@ async fn add(
     agent: Option<i64>,
     description: &str,
     expected: Option<Value>,
+    agents: &[AiAgent],
 ) -> ApiResult<Value> {
     let mut tx = state.store.begin().await?;
     let expected = match expected {
@@ -428,7 +424,7 @@ async fn add(
         Some(_) => return Err(ApiError::field("expectedResult", "must be an object")),
         None => {
             let mut e = quality::snapshot(&mut tx, ticket_id).await?;
-            with_outcome_types(&mut tx, &mut e).await?;
+            with_outcome_types(agents, &mut e);
             e
         }
     };
@@ -447,6 +443,11 @@ async fn create_case(
     ApiJson(c): ApiJson<NewCase>,
 ) -> ApiResult<Json<CaseSaved>> {
     let user = auth.require(Permission::AiQualityCheck)?;
+    // Agents are needed only to snapshot the expected outcome types.
+    let agents = match c.expected_result {
+        Some(_) => Vec::new(),
+        None => ai_agents::all(&mut *state.store.pool().acquire().await?).await?,
+    };
     let case = add(
         &state,
         &user.actor(),
@@ -454,6 +455,7 @@ async fn create_case(
         c.ai_agent_id,
         &c.description,
         c.expected_result,
+        &agents,
     )
     .await?;
     Ok(Json(CaseSaved {
@@ -506,18 +508,16 @@ async fn add_cases(
 ) -> ApiResult<Json<CaseSaved>> {
     let user = auth.require(Permission::AiQualityCheck)?;
     let agent = path_id("aiAgentId", &agent)?;
-    {
-        let mut conn = state.store.pool().acquire().await?;
-        if ai_agents::get(&mut conn, agent).await?.is_none() {
-            return Err(ApiError::NotFound(format!("aiAgent {agent}")));
-        }
+    let agents = ai_agents::all(&mut *state.store.pool().acquire().await?).await?;
+    if !agents.iter().any(|a| a.id == agent) {
+        return Err(ApiError::NotFound(format!("aiAgent {agent}")));
     }
     if body.ticket_ids.is_empty() || body.ticket_ids.len() > 1000 {
         return Err(ApiError::field("ticketIds", "1 to 1000 ticket ids"));
     }
     let mut cases = Vec::new();
     for t in body.ticket_ids {
-        cases.push(add(&state, &user.actor(), t, Some(agent), "", None).await?);
+        cases.push(add(&state, &user.actor(), t, Some(agent), "", None, &agents).await?);
     }
     Ok(Json(CaseSaved {
         success: true,
@@ -602,11 +602,15 @@ pub async fn run_collector(
 async fn collect_once(store: &Store) -> ApiResult<()> {
     let mut tx = store.begin().await?;
     let waiting = quality::scheduled(&mut tx, 100).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let agents = ai_agents::all(&mut tx).await?;
     let mut runs = Vec::new();
     for (id, run_id, key, ticket_id, expected, overdue) in waiting {
         match quality::actual(&mut tx, key, ticket_id).await? {
             Some((mut actual, raw)) => {
-                with_outcome_types(&mut tx, &mut actual).await?;
+                with_outcome_types(&agents, &mut actual);
                 let scores = quality::score(&expected, &actual);
                 quality::record_result(&mut tx, id, Some(&actual), Some(&raw), Some(&scores))
                     .await?;

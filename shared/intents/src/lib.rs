@@ -13,6 +13,7 @@
 //! detected. [`Config::default`] holds the variant and thresholds chosen on the benchmarks
 //! described in `README.md` of this crate.
 
+pub mod cpu;
 pub mod defaults;
 mod head;
 mod lexical;

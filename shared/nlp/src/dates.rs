@@ -123,12 +123,12 @@ static NUMERIC: LazyLock<Regex> =
 static SLASHED: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b"));
 static DAY_MONTH: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)\b(\d{{1,2}})(?:\.|st|nd|rd|th)?\s*(?:of\s+)?({MONTH_RE})\b\.?(?:,?\s*(\d{{4}}))?"
+        r"(?i)\b(?P<d>\d{{1,2}})(?:\.|st|nd|rd|th)?\s*(?:of\s+)?(?P<m>{MONTH_RE})\b\.?(?:,?\s*(?P<y>\d{{4}}))?"
     ))
 });
 static MONTH_DAY: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"(?i)\b({MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s*(\d{{4}}))?"
+        r"(?i)\b(?P<m>{MONTH_RE})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s*(?P<y>\d{{4}}))?"
     ))
 });
 static PART_OF_MONTH: LazyLock<Regex> = LazyLock::new(|| {
@@ -314,38 +314,23 @@ pub fn find_dates(text: &str, reference: NaiveDate) -> Vec<FoundDate> {
         };
         push(&mut found, m.start(), m.end(), date);
     }
-    for c in DAY_MONTH.captures_iter(text) {
-        let (Some(m), Some(d), Some(mo)) = (c.get(0), c.get(1), c.get(2)) else {
-            continue;
-        };
-        let (Ok(day), Some(month)) = (d.as_str().parse(), month_of(mo.as_str())) else {
-            continue;
-        };
-        // "5 Mai" would also read "Mai" as a word; require a dot, an ordinal or "of" for the
-        // short German forms that are ordinary words.
-        let year = c.get(3).and_then(|y| full_year(y.as_str()));
-        push(
-            &mut found,
-            m.start(),
-            m.end(),
-            date_with_year(reference, day, month, year),
-        );
-    }
-    for c in MONTH_DAY.captures_iter(text) {
-        let (Some(m), Some(mo), Some(d)) = (c.get(0), c.get(1), c.get(2)) else {
-            continue;
-        };
-        let (Ok(day), Some(month)) = (d.as_str().parse(), month_of(mo.as_str())) else {
-            continue;
-        };
-        // "May 5" only when the month is a real month word, not "mar" in "Mar 3"-like noise.
-        let year = c.get(3).and_then(|y| full_year(y.as_str()));
-        push(
-            &mut found,
-            m.start(),
-            m.end(),
-            date_with_year(reference, day, month, year),
-        );
+    // "1. November", "1st of November", "November 1st, 2026": the same date in either order.
+    for pattern in [&*DAY_MONTH, &*MONTH_DAY] {
+        for c in pattern.captures_iter(text) {
+            let (Some(m), Some(d), Some(mo)) = (c.get(0), c.name("d"), c.name("m")) else {
+                continue;
+            };
+            let (Ok(day), Some(month)) = (d.as_str().parse(), month_of(mo.as_str())) else {
+                continue;
+            };
+            let year = c.name("y").and_then(|y| full_year(y.as_str()));
+            push(
+                &mut found,
+                m.start(),
+                m.end(),
+                date_with_year(reference, day, month, year),
+            );
+        }
     }
     for c in NUMERIC.captures_iter(text) {
         let (Some(d), Some(mo)) = (c.get(1), c.get(2)) else {

@@ -292,12 +292,12 @@ fn run() -> Result<ExitCode, BoxError> {
             .map(|chunk| {
                 let m = &prep_model;
                 s.spawn(move || {
-                    let t = thread_cpu_secs();
+                    let t = switchyard_intents::cpu::thread_cpu_secs();
                     let mut out = Vec::with_capacity(chunk.len());
                     for (text, _) in chunk {
                         out.push(m.prepare("", text).map_err(|e| e.to_string())?);
                     }
-                    Ok((out, thread_cpu_secs() - t))
+                    Ok((out, switchyard_intents::cpu::thread_cpu_secs() - t))
                 })
             })
             .collect();
@@ -344,23 +344,6 @@ fn run() -> Result<ExitCode, BoxError> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// CPU seconds this thread has used (user + system), from /proc: the benchmark reports CPU
-/// time, not wall time, because the machine is shared.
-fn thread_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15, i.e. indices 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> ExitCode {

@@ -160,20 +160,20 @@ fn run() -> Result<ExitCode, BoxError> {
     );
 
     let mut prepared: Vec<PreparedMail> = Vec::with_capacity(mails.len());
-    let (t, cpu) = (Instant::now(), thread_cpu_secs());
+    let (t, cpu) = (Instant::now(), switchyard_intents::cpu::thread_cpu_secs());
     let mut segments = 0;
     for m in &mails {
         let p = model.prepare(&m.subject, &m.body)?;
         segments += p.segments().len();
         prepared.push(p);
     }
-    let cpu_prepare = thread_cpu_secs() - cpu;
+    let cpu_prepare = switchyard_intents::cpu::thread_cpu_secs() - cpu;
     let wall_prepare = t.elapsed().as_secs_f64();
-    let cpu = thread_cpu_secs();
+    let cpu = switchyard_intents::cpu::thread_cpu_secs();
     for p in &prepared {
         let _ = model.score(p);
     }
-    let cpu_score = thread_cpu_secs() - cpu;
+    let cpu_score = switchyard_intents::cpu::thread_cpu_secs() - cpu;
     let n = mails.len().max(1) as f64;
     println!(
         "per mail: {:.1} ms CPU to split and embed ({:.1} sentences on average; wall {:.1} ms), \
@@ -249,22 +249,6 @@ fn run() -> Result<ExitCode, BoxError> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// CPU seconds this thread has used (user + system) from /proc, in 10 ms ticks: the machine is
-/// shared, so CPU time, summed over many mails, is the honest cost.
-fn thread_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> ExitCode {
