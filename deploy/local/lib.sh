@@ -494,11 +494,28 @@ PY
 # switchyard), maildirs under .local/dovecot/mail. Installs dovecot-imapd if
 # missing. Exports IMAP_TEST_ADDR, IMAP_TEST_USER, IMAP_TEST_PASSWORD.
 ensure_dovecot() { _with_lock _ensure_dovecot; }
+
+# A private Dovecot whose checkout was deleted still holds the port but can no longer log anyone
+# in (its passwd file and maildirs are gone): stop it, so this checkout starts its own.
+_stop_orphaned_dovecots() {
+    local pid conf
+    while read -r pid conf; do
+        [[ -n $pid && -n $conf && ! -f $conf ]] || continue
+        warn "stopping an orphaned dovecot (pid $pid; $conf is gone)"
+        kill "$pid" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 40; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.25
+        done
+    done < <(pgrep -a -f '[d]ovecot -F -c ' 2>/dev/null | sed -n 's/^\([0-9]*\) .*dovecot -F -c \([^ ]*\).*/\1 \2/p')
+}
 _ensure_dovecot() {
     export IMAP_TEST_ADDR="${IMAP_TEST_ADDR:-127.0.0.1:10143}"
     export IMAP_TEST_USER="${IMAP_TEST_USER:-switchyard}"
     export IMAP_TEST_PASSWORD="${IMAP_TEST_PASSWORD:-switchyard}"
     local host=${IMAP_TEST_ADDR%:*} port=${IMAP_TEST_ADDR##*:}
+    _stop_orphaned_dovecots
     tcp_open "$host" "$port" && return 0
     if ! command -v dovecot >/dev/null 2>&1 && [[ ! -x /usr/sbin/dovecot ]]; then
         _apt_install dovecot-imapd || die "could not install dovecot-imapd"
