@@ -508,7 +508,7 @@ _stop_orphaned_dovecots() {
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.25
         done
-    done < <(pgrep -a -f '[d]ovecot -F -c ' 2>/dev/null | sed -n 's/^\([0-9]*\) .*dovecot -F -c \([^ ]*\).*/\1 \2/p')
+    done < <(pgrep -a -f '[d]ovecot -F -c /' 2>/dev/null | sed -n 's/^\([0-9]*\) .* -c \(\/[^ ]*\).*/\1 \2/p')
 }
 _ensure_dovecot() {
     export IMAP_TEST_ADDR="${IMAP_TEST_ADDR:-127.0.0.1:10143}"
