@@ -243,13 +243,42 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 let router = switchyard_router::Router::new(settings, tags);
                 spawn_stage(&mut tasks, router, deps, config, stop)
             }
-            Service::Autoexecute => spawn_stage(
-                &mut tasks,
-                switchyard_autoexecute::Autoexecute::new(settings),
-                deps,
-                config,
-                stop,
-            ),
+            Service::Autoexecute => {
+                let engine = Arc::new(switchyard_autoexecute::Engine {
+                    settings,
+                    http: reqwest::Client::builder()
+                        .timeout(Duration::from_secs(15))
+                        .build()
+                        .context("HTTP client for ERP calls")?,
+                    scripts: None,
+                });
+                let (b, s, e, r) = (
+                    bus.clone(),
+                    store.clone(),
+                    engine.clone(),
+                    cfg.replica.clone(),
+                );
+                tasks.spawn(switchyard_autoexecute::rpc::serve(b, s, e, r, stop.clone()));
+                let (s, b, e, r, st) = (
+                    store.clone(),
+                    bus.clone(),
+                    engine.clone(),
+                    cfg.replica.clone(),
+                    stop.clone(),
+                );
+                tasks.spawn(async move {
+                    switchyard_autoexecute::run_schedule(e, s, b, r, Duration::from_secs(5), st)
+                        .await;
+                    Ok(())
+                });
+                spawn_stage(
+                    &mut tasks,
+                    switchyard_autoexecute::Autoexecute::new(engine),
+                    deps,
+                    config,
+                    stop,
+                )
+            }
             Service::Api => {}
         }
     }

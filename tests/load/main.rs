@@ -7,6 +7,11 @@
 //!
 //! Send times come from this machine's clock, stage times from the server's: run it on the host
 //! of the pipeline (or with synchronised clocks) for meaningful ingest and end-to-end figures.
+//!
+//! With `--dark`, every ticket is a German meter reading from a legitimated customer (imported
+//! first into the ERP mirror) and dark processing is switched on for `meter_reading`: the report
+//! adds how long from the POST to the reply accepted by the SMTP server (the outbound stage's
+//! marker is written right after the server accepted the mail).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -71,6 +76,10 @@ struct Args {
     /// Print the result as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Meter readings from imported customers, answered in the dark; measures until the reply
+    /// is sent. Needs the default AI agents loaded and an admin token.
+    #[arg(long)]
+    dark: bool,
 }
 
 /// The pooled HTTP client, the base URL and the `Authorization` header value.
@@ -92,6 +101,8 @@ struct Tracked {
 struct Sample {
     at_us: [i64; 5],
     work_us: [u64; 4],
+    /// When outbound had the reply accepted by the SMTP server (dark processing only).
+    replied_us: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +121,8 @@ struct StageRun {
     stage: String,
     finished_at: String,
     duration_ms: f64,
+    #[serde(default)]
+    outcome: Value,
 }
 
 #[derive(Default, Serialize)]
@@ -124,6 +137,11 @@ struct Report {
     end_to_end_secs: f64,
     latency_ms: Vec<Percentiles>,
     work_ms: Vec<Percentiles>,
+    /// `--dark`: tickets answered without a person, and POST to reply sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_in_the_dark: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_ms: Option<Percentiles>,
 }
 
 #[derive(Default, Serialize)]
@@ -168,6 +186,9 @@ async fn main() -> Result<ExitCode> {
     let base = args.api.trim_end_matches('/').to_owned();
     let auth = format!("Bearer {}", token.trim());
     let api = Api { http, base, auth };
+    if args.dark {
+        prepare_dark(&api, args.tickets).await?;
+    }
 
     let mut report = Report::default();
     (report.tickets, report.concurrency) = (args.tickets, args.concurrency);
@@ -180,10 +201,10 @@ async fn main() -> Result<ExitCode> {
         started.elapsed()
     };
     let in_flight = args.poll_concurrency.into();
-    let polling = poll_all(&api, rx, in_flight, deadline, &mut report.polls);
+    let polling = poll_all(&api, rx, in_flight, deadline, args.dark, &mut report.polls);
     let (send_elapsed, samples) = tokio::join!(sending, polling);
     report.send_secs = send_elapsed.as_secs_f64();
-    summarize(&mut report, &samples)?;
+    summarize(&mut report, &samples, args.dark)?;
 
     if args.json {
         let json = serde_json::to_string(&report).context("serializing the report")?;
@@ -201,7 +222,7 @@ async fn main() -> Result<ExitCode> {
 /// POSTs every ticket with `--concurrency` in flight and hands the stored ones to the poller.
 async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, s: &mut PostStats) {
     let mut posts = stream::iter(0..args.tickets)
-        .map(|i| post_ticket(api, i))
+        .map(|i| post_ticket(api, i, args.dark))
         .buffer_unordered(args.concurrency.into());
     while let Some(result) = posts.next().await {
         match result {
@@ -219,9 +240,10 @@ async fn send_all(api: &Api, args: &Args, tx: mpsc::UnboundedSender<Tracked>, s:
 }
 
 /// `Some` for a stored ticket (200), `None` when accepted but not confirmed in time (202).
-async fn post_ticket(api: &Api, i: u64) -> Result<Option<Tracked>> {
+async fn post_ticket(api: &Api, i: u64, dark: bool) -> Result<Option<Tracked>> {
     let request = api.http.post(format!("{}/api/mind/ticket", api.base));
-    let (sent_us, status, body) = call(api, request.json(&ticket_body(i))).await?;
+    let body = if dark { dark_body(i) } else { ticket_body(i) };
+    let (sent_us, status, body) = call(api, request.json(&body)).await?;
     if status == StatusCode::ACCEPTED {
         return Ok(None);
     }
@@ -265,6 +287,61 @@ fn ticket_body(i: u64) -> Value {
     })
 }
 
+/// First id of the customers and contracts `--dark` imports (far from real ones).
+const DARK_IDS: u64 = 900_000_000;
+
+fn dark_meter(i: u64) -> String {
+    format!("1LDG{i:010}")
+}
+
+/// Imports one legitimated customer per ticket (their address is the sender's) and switches dark
+/// processing on for meter readings.
+async fn prepare_dark(api: &Api, n: u64) -> Result<()> {
+    let customers: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": DARK_IDS + i, "email": format!("last{i}@example.org"), "firstname": "Last",
+                   "lastname": format!("Kunde {i}"),
+                   "contracts": [{"id": DARK_IDS + i, "email": format!("last{i}@example.org"),
+                                  "energy": "electricity", "counterNumber": dark_meter(i)}]})
+        })
+        .collect();
+    for chunk in customers.chunks(1000) {
+        let r = api
+            .http
+            .post(format!("{}/api/mind/customer/import", api.base))
+            .json(&chunk);
+        call(api, r).await.context("importing the load customers")?;
+    }
+    for (name, value) in [
+        ("enableAiAutoProcessing", json!(true)),
+        ("immediateAiAgents", json!(["meter_reading"])),
+    ] {
+        let r = api
+            .http
+            .put(format!("{}/api/mind/settings/{name}", api.base))
+            .json(&value);
+        call(api, r)
+            .await
+            .with_context(|| format!("setting {name}"))?;
+    }
+    // Workers read settings every two seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
+/// A meter reading from customer `i`, who is legitimated by the sender address.
+fn dark_body(i: u64) -> Value {
+    let kwh = 1_000 + (i * 7_919) % 89_000;
+    json!({
+        "channel": "email",
+        "from": format!("last{i}@example.org"),
+        "fromName": format!("Last Kunde {i}"),
+        "to": ["service@stadtwerke.example"],
+        "subject": "Zählerstand",
+        "body": format!("<p>Guten Tag,</p><p>mein Zählerstand für den Zähler {} ist heute {kwh} kWh.</p><p>Viele Grüße</p>", dark_meter(i)),
+    })
+}
+
 /// Polls each ticket's activity as it arrives, `in_flight` requests at most. An unfinished ticket
 /// goes back into a queue ordered by due time, to be asked again after [`REPOLL`]. Ends when the
 /// sender is done and every ticket finished, or at the deadline.
@@ -273,6 +350,7 @@ async fn poll_all(
     mut rx: mpsc::UnboundedReceiver<Tracked>,
     in_flight: usize,
     deadline: Instant,
+    dark: bool,
     stats: &mut PollStats,
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
@@ -285,7 +363,7 @@ async fn poll_all(
         while polls.len() < in_flight && queue.peek().is_some_and(|Reverse(e)| e.0 <= now) {
             if let Some(Reverse((_, id, sent_us))) = queue.pop() {
                 let ticket = Tracked { id, sent_us };
-                polls.push(async move { (ticket, poll_ticket(api, ticket).await) });
+                polls.push(async move { (ticket, poll_ticket(api, ticket, dark).await) });
             }
         }
         if !receiving && queue.is_empty() && polls.is_empty() {
@@ -325,19 +403,27 @@ async fn poll_all(
     samples
 }
 
-/// `Some` once the ticket's activity shows `autoexecute`.
-async fn poll_ticket(api: &Api, ticket: Tracked) -> Result<Option<Sample>> {
+/// `Some` once the ticket's activity shows `autoexecute` (and, when it answered in the dark,
+/// `outbound`).
+async fn poll_ticket(api: &Api, ticket: Tracked, dark: bool) -> Result<Option<Sample>> {
     let url = format!("{}/api/mind/ticket/{}/activity", api.base, ticket.id);
     let (_, _, body) = call(api, api.http.get(&url)).await?;
     let activity: Activity =
         serde_json::from_str(&body).with_context(|| format!("parsing {url}"))?;
-    let sample = sample_from(ticket.sent_us, &activity.activity);
+    let sample = sample_from(ticket.sent_us, &activity.activity, dark);
     sample.with_context(|| format!("ticket {}", ticket.id))
 }
 
-fn sample_from(sent_us: i64, runs: &[StageRun]) -> Result<Option<Sample>> {
-    if !runs.iter().any(|r| r.stage == "autoexecute") {
+fn sample_from(sent_us: i64, runs: &[StageRun], dark: bool) -> Result<Option<Sample>> {
+    let Some(decision) = runs.iter().find(|r| r.stage == "autoexecute") else {
         return Ok(None);
+    };
+    let mut replied_us = None;
+    if dark && decision.outcome["result"] == "executed" {
+        let Some(sent) = runs.iter().find(|r| r.stage == "outbound") else {
+            return Ok(None);
+        };
+        replied_us = Some(parse_utc_micros(&sent.finished_at).context("outbound: bad finishedAt")?);
     }
     let (mut at_us, mut work_us) = ([sent_us; 5], [0; 4]);
     for (k, stage) in STAGES.iter().enumerate() {
@@ -347,11 +433,15 @@ fn sample_from(sent_us: i64, runs: &[StageRun]) -> Result<Option<Sample>> {
         at_us[k + 1] = at.with_context(|| format!("{stage}: bad {:?}", run.finished_at))?;
         work_us[k] = (run.duration_ms * 1000.0).round().max(0.0) as u64;
     }
-    Ok(Some(Sample { at_us, work_us }))
+    Ok(Some(Sample {
+        at_us,
+        work_us,
+        replied_us,
+    }))
 }
 
 /// Fills in completion, throughput and the percentiles.
-fn summarize(r: &mut Report, samples: &[Sample]) -> Result<()> {
+fn summarize(r: &mut Report, samples: &[Sample], dark: bool) -> Result<()> {
     let histogram = |_| Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram");
     let mut latency = (0..5).map(histogram).collect::<Result<Vec<_>>>()?;
     let mut work = (0..4).map(histogram).collect::<Result<Vec<_>>>()?;
@@ -381,6 +471,18 @@ fn summarize(r: &mut Report, samples: &[Sample]) -> Result<()> {
     let names = ["ingest", "ai", "router", "autoexecute", "end-to-end"];
     r.latency_ms = names.iter().zip(&latency).map(row).collect();
     r.work_ms = STAGES.iter().zip(&work).map(row).collect();
+    if dark {
+        let mut replies = histogram(0)?;
+        for s in samples {
+            if let Some(at) = s.replied_us {
+                replies.saturating_record(micros(at - s.at_us[0]));
+            }
+        }
+        r.answered_in_the_dark = Some(replies.len());
+        if !replies.is_empty() {
+            r.reply_ms = Some(row((&"mail to reply", &replies)));
+        }
+    }
     Ok(())
 }
 
@@ -426,6 +528,13 @@ fn print_table(r: &Report) {
     for p in &r.latency_ms {
         let (stage, p50, p95, p99, max) = (p.stage, p.p50, p.p95, p.p99, p.max);
         println!("  {stage:<15} {p50:>9.1} {p95:>9.1} {p99:>9.1} {max:>9.1}");
+    }
+    if let Some(n) = r.answered_in_the_dark {
+        println!("answered in the dark: {n} of {}", r.completed);
+    }
+    if let Some(p) = &r.reply_ms {
+        let (p50, p95, p99, max) = (p.p50, p.p95, p.p99, p.max);
+        println!("  POST to reply sent {p50:>9.1} {p95:>9.1} {p99:>9.1} {max:>9.1}");
     }
     let work = r
         .work_ms
@@ -514,17 +623,20 @@ mod tests {
                 stage: stage.to_string(),
                 finished_at: format!("1970-01-01T00:00:{s}Z"),
                 duration_ms: 1.5,
+                outcome: Value::Null,
             })
             .collect();
-        assert!(sample_from(0, &runs[..3]).expect("parses").is_none());
-        let sample = sample_from(5, &runs).expect("parses").expect("finished");
+        assert!(sample_from(0, &runs[..3], false).expect("parses").is_none());
+        let sample = sample_from(5, &runs, false)
+            .expect("parses")
+            .expect("finished");
         assert_eq!(
             sample.at_us,
             [5, 1_000_000, 2_000_000, 3_000_000, 4_250_000]
         );
         assert_eq!(sample.work_us, [1_500; 4]);
         assert!(
-            sample_from(0, &runs[1..]).is_err(),
+            sample_from(0, &runs[1..], false).is_err(),
             "autoexecute without ingest"
         );
     }

@@ -7,9 +7,11 @@ pub mod ai_agents;
 mod attachments;
 mod auth;
 mod chat;
+mod conversation;
 mod customers;
 mod dlq;
 mod error;
+mod execution;
 mod extract;
 pub mod quality;
 mod routing;
@@ -152,6 +154,8 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(ai_agents::routes())
         .merge(quality::routes())
         .merge(attachments::routes())
+        .merge(execution::routes())
+        .merge(conversation::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)
@@ -231,6 +235,35 @@ impl Page {
 
 #[cfg(test)]
 mod tests {
+    /// Every endpoint of the seed's list is in the served OpenAPI document, with its method.
+    #[test]
+    fn the_seed_endpoints_are_all_in_the_openapi_document() {
+        let (_, doc) = super::routes();
+        let doc = serde_json::to_value(&doc).unwrap_or_default();
+        let list = include_str!("../seed_endpoints.tsv");
+        let mut missing = Vec::new();
+        let mut count = 0;
+        for line in list
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let [title, method, path] = cols[..] else {
+                panic!("bad line in seed_endpoints.tsv: {line}");
+            };
+            count += 1;
+            if doc["paths"][path][method].is_null() {
+                missing.push(format!("{title}: {} {path}", method.to_uppercase()));
+            }
+        }
+        assert_eq!(count, 51, "the seed lists 51 endpoints");
+        assert!(
+            missing.is_empty(),
+            "missing from the OpenAPI document:\n{}",
+            missing.join("\n")
+        );
+    }
+
     /// Building the router panics on conflicting routes; catch that here, not at start-up.
     #[test]
     fn every_route_registers_and_is_documented() {
@@ -240,6 +273,10 @@ mod tests {
             "/api/mind/aiAgent/{id}/preview",
             "/api/mind/aiQualityCheck/testCase/{id}",
             "/api/mind/intent/byTicketId/{ticketId}",
+            "/api/mind/ticket/{ticketId}/autoexecute",
+            "/api/mind/intent/{id}/execute",
+            "/api/mind/ticket/{ticketId}/conversation/reply",
+            "/api/mind/ticket/{ticketId}/forward",
         ] {
             assert!(doc.paths.paths.contains_key(path), "{path} not documented");
         }

@@ -19,10 +19,18 @@ pub enum Stage {
     Ai,
     Router,
     Autoexecute,
+    /// Sends the replies autoexecute (or a person) queued.
+    Outbound,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 4] = [Stage::Ingest, Stage::Ai, Stage::Router, Stage::Autoexecute];
+    pub const ALL: [Stage; 5] = [
+        Stage::Ingest,
+        Stage::Ai,
+        Stage::Router,
+        Stage::Autoexecute,
+        Stage::Outbound,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +38,7 @@ impl Stage {
             Stage::Ai => "ai",
             Stage::Router => "router",
             Stage::Autoexecute => "autoexecute",
+            Stage::Outbound => "outbound",
         }
     }
 
@@ -43,7 +52,8 @@ impl Stage {
             Stage::Ingest => Some("pipeline.ingested"),
             Stage::Ai => Some("pipeline.analyzed"),
             Stage::Router => Some("pipeline.routed"),
-            Stage::Autoexecute => None,
+            Stage::Autoexecute => Some("pipeline.reply"),
+            Stage::Outbound => None,
         }
     }
 
@@ -54,6 +64,7 @@ impl Stage {
             Stage::Ai => "pipeline.ingested",
             Stage::Router => "pipeline.analyzed",
             Stage::Autoexecute => "pipeline.routed",
+            Stage::Outbound => "pipeline.reply",
         }
     }
 }

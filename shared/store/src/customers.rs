@@ -239,6 +239,9 @@ pub async fn conversation(conn: &mut PgConnection, ticket_id: i64) -> Result<Vec
         "SELECT jsonb_build_object('id', m.id, 'ticketId', m.ticket_id, 'direction', m.direction,
                 'from', m.from_addr, 'fromName', m.from_name, 'to', to_jsonb(m.to_addrs),
                 'subject', m.subject, 'body', m.body, 'bodyPlain', m.body_plain,
+                'private', m.direction = 'internal', 'messageId', m.mail_message_id,
+                'sendStatus', m.send_status, 'createdBy', m.created_by,
+                'sentAt', to_char(m.sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
                 'createdAt', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'))
            FROM messages m WHERE m.ticket_id = $1 ORDER BY m.created_at, m.id",
     )

@@ -38,6 +38,14 @@ fn no_check(_: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// AI agents named by id or slug.
+fn agent_list(v: &Value) -> Result<(), String> {
+    match v.as_array() {
+        Some(items) if items.iter().all(|i| i.is_string() || i.is_i64()) => Ok(()),
+        _ => Err("must be an array of AI agent ids or slugs".into()),
+    }
+}
+
 fn positive_hours(v: &Value) -> Result<(), String> {
     match v.as_f64() {
         Some(h) if h > 0.0 && h <= 24.0 * 365.0 => Ok(()),
@@ -199,6 +207,45 @@ pub static DEFINITIONS: &[SettingDef] = &[
         check: no_check,
     },
     SettingDef {
+        name: "immediateAiAgents",
+        category: "autoProcessing",
+        kind: SettingType::Json,
+        secret: false,
+        description: "AI agents (ids or slugs) whose tickets are answered in the dark without approval (L5), once every gate passes.",
+        default: || json!([]),
+        check: agent_list,
+    },
+    SettingDef {
+        name: "manualAiAgents",
+        category: "autoProcessing",
+        kind: SettingType::Json,
+        secret: false,
+        description: "AI agents (ids or slugs) that dark processing prepares but a person approves with one click (L4, POST /intent/{id}/execute).",
+        default: || json!([]),
+        check: agent_list,
+    },
+    SettingDef {
+        name: "autoProcessingDelayEnabled",
+        category: "autoProcessing",
+        kind: SettingType::Bool,
+        secret: false,
+        description: "Wait autoProcessingDelay business hours after the customer's last message before answering in the dark.",
+        default: || json!(false),
+        check: no_check,
+    },
+    SettingDef {
+        name: "autoProcessingDelay",
+        category: "autoProcessing",
+        kind: SettingType::Number,
+        secret: false,
+        description: "Business hours between the customer's last message and the dark reply, when the delay is enabled.",
+        default: || json!(0),
+        check: |v| match v.as_f64() {
+            Some(h) if (0.0..=720.0).contains(&h) => Ok(()),
+            _ => Err("must be between 0 and 720 hours".into()),
+        },
+    },
+    SettingDef {
         name: "reopenClosedTicketOnReply",
         category: "email",
         kind: SettingType::Bool,
@@ -213,6 +260,15 @@ pub static DEFINITIONS: &[SettingDef] = &[
         kind: SettingType::String,
         secret: true,
         description: "Credential for the ERP's HTTP API.",
+        default: || json!(""),
+        check: no_check,
+    },
+    SettingDef {
+        name: "erpSigningSecret",
+        category: "erp",
+        kind: SettingType::String,
+        secret: true,
+        description: "Key of the HMAC-SHA256 signature on AI agents' HTTP calls to the ERP (X-Switchyard-Signature).",
         default: || json!(""),
         check: no_check,
     },
