@@ -32,6 +32,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often the connectors re-read the mailbox subchannels (added, changed, removed).
     pub connectors_reload: Duration,
+    /// How often the API deletes closed tickets past `retentionDaysClosedTickets`.
+    pub retention_scan: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -87,6 +89,7 @@ impl Config {
             stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
             secure_cookies: parsed("COOKIE_SECURE", "false")?,
             connectors_reload: Duration::from_secs(parsed("CONNECTORS_RELOAD_SECS", "5")?),
+            retention_scan: Duration::from_secs(parsed("RETENTION_SCAN_SECS", "600")?),
         })
     }
 }

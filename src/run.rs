@@ -313,6 +313,10 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 .context("computing ticket stats")?
             },
             reply_timeout: cfg.api_reply_timeout,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .context("building the HTTP client")?,
         };
         let api_health = if workers.is_empty() {
             health.clone()
@@ -322,6 +326,12 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
         let (s, b, st) = (store.clone(), bus.clone(), stop_rx.clone());
         tasks.spawn(async move {
             switchyard_api::quality::run_collector(s, b, Duration::from_secs(1), st).await;
+            Ok(())
+        });
+        let (s, set, o, st) = (store.clone(), settings.clone(), objects()?, stop_rx.clone());
+        let every = cfg.retention_scan;
+        tasks.spawn(async move {
+            switchyard_api::privacy::run_retention(s, set, o, every, st).await;
             Ok(())
         });
         let mut stop = stop_rx.clone();

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -105,8 +105,8 @@ fn format_of(f: Option<&str>) -> ApiResult<&str> {
 async fn list_agents(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
-    Query(page): Query<Page>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ListQuery>,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<Page>,
 ) -> ApiResult<Json<AgentList>> {
     auth.require(Permission::ReadTickets)?;
     let format = format_of(q.format.as_deref())?;
@@ -157,7 +157,7 @@ struct AgentTree {
 async fn agent_tree(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ListQuery>,
 ) -> ApiResult<Json<AgentTree>> {
     auth.require(Permission::ReadTickets)?;
     let format = format_of(q.format.as_deref().or(Some("short")))?;

@@ -28,6 +28,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(set_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
 /// Lower-cased e-mail and client address.
@@ -205,5 +207,139 @@ async fn set_password(
     )
     .await?;
     tx.commit().await?;
+    Ok(Json(Success { success: true }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+struct TokenFilter {
+    /// Whose tokens (needs `manageUsers` for anyone but yourself); absent: yours, or everyone's
+    /// for a user manager.
+    #[param(minimum = 1)]
+    user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TokenList {
+    success: bool,
+    tokens: Vec<auth::TokenInfo>,
+}
+
+/// List API tokens (never the tokens themselves)
+#[utoipa::path(get, path = "/api/mind/auth/token", tag = "auth", params(TokenFilter),
+    responses((status = 200, body = TokenList), (status = 403, body = crate::Problem)))]
+async fn list_tokens(
+    State(state): State<ApiState>,
+    auth: Auth,
+    crate::extract::ApiQuery(f): crate::extract::ApiQuery<TokenFilter>,
+) -> ApiResult<Json<TokenList>> {
+    let manager = auth.0.role.can(Permission::ManageUsers);
+    let user = match f.user_id {
+        Some(id) if id != auth.0.id => {
+            auth.require(Permission::ManageUsers)?;
+            Some(id)
+        }
+        Some(id) => Some(id),
+        None if manager => None,
+        None => Some(auth.0.id),
+    };
+    let mut conn = state.store.pool().acquire().await?;
+    Ok(Json(TokenList {
+        success: true,
+        tokens: auth::list_tokens(&mut conn, user).await?,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewToken {
+    /// What the token is for (a script, an integration).
+    name: String,
+    /// For another user (needs `manageUsers`); default yourself.
+    #[schema(minimum = 1)]
+    user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CreatedToken {
+    success: bool,
+    id: i64,
+    /// Shown this once; only its hash is stored.
+    token: String,
+}
+
+/// Create an API token
+#[utoipa::path(post, path = "/api/mind/auth/token", tag = "auth", request_body = NewToken,
+    responses((status = 200, body = CreatedToken), (status = 403, body = crate::Problem)))]
+async fn create_token(
+    State(state): State<ApiState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<NewToken>,
+) -> ApiResult<Json<CreatedToken>> {
+    let user_id = body.user_id.unwrap_or(auth.0.id);
+    if user_id != auth.0.id {
+        auth.require(Permission::ManageUsers)?;
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::field("name", "must be 1 to 200 characters"));
+    }
+    let mut tx = state.store.begin().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        return Err(ApiError::field("userId", "no such user"));
+    }
+    let token = auth::create_token(&mut tx, user_id, name).await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE token_hash = $1")
+        .bind(auth::hash_token(&token))
+        .fetch_one(&mut *tx)
+        .await?;
+    switchyard_store::audit::record(
+        &mut tx,
+        &auth.0.actor(),
+        "apiToken",
+        &id.to_string(),
+        "created",
+        &serde_json::json!({"userId": user_id, "name": name}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(CreatedToken {
+        success: true,
+        id,
+        token,
+    }))
+}
+
+/// Revoke an API token (yours, or anyone's with `manageUsers`); other replicas stop accepting
+/// it within five seconds
+#[utoipa::path(delete, path = "/api/mind/auth/token/{id}", tag = "auth", params(("id" = i64, Path)),
+    responses((status = 200, body = Success), (status = 403, body = crate::Problem), (status = 404, body = crate::Problem)))]
+async fn revoke_token(
+    State(state): State<ApiState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Success>> {
+    let id = crate::path_id("id", &id)?;
+    let owner = (!auth.0.role.can(Permission::ManageUsers)).then_some(auth.0.id);
+    let mut tx = state.store.begin().await?;
+    if !auth::revoke_token_id(&mut tx, id, owner).await? {
+        return Err(ApiError::NotFound(format!("token {id}")));
+    }
+    switchyard_store::audit::record(
+        &mut tx,
+        &auth.0.actor(),
+        "apiToken",
+        &id.to_string(),
+        "revoked",
+        &serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    state.auth_cache.clear();
     Ok(Json(Success { success: true }))
 }

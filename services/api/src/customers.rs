@@ -1,6 +1,6 @@
 //! Customer and contract look-ups (the ERP mirror) and a ticket's conversation.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,8 +48,8 @@ struct CustomerList {
 async fn search_customers(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(q): Query<SearchQuery>,
-    Query(page): Query<Page>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<SearchQuery>,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<Page>,
 ) -> ApiResult<Json<CustomerList>> {
     auth.require(Permission::ReadTickets)?;
     let (limit, offset) = page.resolve()?;

@@ -1,6 +1,6 @@
 //! Dead letters: list them, replay them once the cause is gone.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -53,8 +53,8 @@ struct DeadLetterList {
 async fn list_dead_letters(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(filter): Query<DlqFilter>,
-    Query(page): Query<Page>,
+    crate::extract::ApiQuery(filter): crate::extract::ApiQuery<DlqFilter>,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<Page>,
 ) -> ApiResult<Json<DeadLetterList>> {
     auth.require(Permission::ManageDeadLetters)?;
     let (limit, offset) = page.resolve()?;

@@ -43,6 +43,9 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream service (an OAuth provider) failed.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

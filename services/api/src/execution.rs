@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -88,7 +88,7 @@ async fn autoexecute_ticket(
     State(state): State<ApiState>,
     auth: Auth,
     Path(ticket_id): Path<String>,
-    Query(query): Query<AutoexecuteParams>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<AutoexecuteParams>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let user = auth.require(Permission::UpdateTickets)?;

@@ -102,6 +102,43 @@ where
     }
 }
 
+/// Query parameters; a malformed one is a 400 problem naming the parameter (axum's `Query`
+/// answers text/plain, outside the documented error shape).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                // A missing parameter has no path; serde names it in the message.
+                let field = if path == "." {
+                    message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next())
+                        .unwrap_or("query")
+                        .to_owned()
+                } else {
+                    path
+                };
+                ApiError::BadRequest(
+                    format!("invalid query parameter {field}: {message}"),
+                    vec![FieldError { field, message }],
+                )
+            })
+    }
+}
+
 /// Parses a JSON body; an error is a 400 problem naming the offending field. For handlers that
 /// need the raw bytes first (a signature check, an optional body).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -152,6 +189,13 @@ impl AuthCache {
     pub fn forget(&self, token: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&auth::hash_token(token));
+        }
+    }
+
+    /// Drops every entry (a token revoked by id: its plain text is not known here).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
         }
     }
 

@@ -13,6 +13,8 @@ mod dlq;
 mod error;
 mod execution;
 mod extract;
+mod mailbox;
+pub mod privacy;
 pub mod quality;
 mod routing;
 mod settings;
@@ -59,6 +61,8 @@ pub struct ApiState {
     pub reply_timeout: Duration,
     /// Attachments' bytes (`GET /api/mind/attachment/{id}`).
     pub objects: switchyard_objects::Objects,
+    /// Outbound HTTP (the OAuth token endpoint).
+    pub http: reqwest::Client,
 }
 
 #[derive(OpenApi)]
@@ -130,6 +134,24 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                     .entry("401".into())
                     .or_insert_with(|| problem("Not authenticated"));
             }
+            // Ids in paths are positive; saying so keeps generated clients (and fuzzers) from
+            // sending ids that can only be a 400.
+            for p in op.parameters.iter_mut().flatten() {
+                if p.parameter_in != utoipa::openapi::path::ParameterIn::Path {
+                    continue;
+                }
+                if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(o))) = &mut p.schema {
+                    if matches!(
+                        o.schema_type,
+                        utoipa::openapi::schema::SchemaType::Type(
+                            utoipa::openapi::schema::Type::Integer
+                        )
+                    ) && o.minimum.is_none()
+                    {
+                        o.minimum = Some(1f64.into());
+                    }
+                }
+            }
             if op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                 op.responses
                     .responses
@@ -156,6 +178,8 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(attachments::routes())
         .merge(execution::routes())
         .merge(conversation::routes())
+        .merge(mailbox::routes())
+        .merge(privacy::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)

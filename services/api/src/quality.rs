@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,7 +78,7 @@ struct RunList {
 async fn list_runs(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(page): Query<Page>,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<Page>,
 ) -> ApiResult<Json<RunList>> {
     auth.require(Permission::AiQualityCheck)?;
     let (limit, offset) = page.resolve()?;
@@ -373,7 +373,7 @@ struct CaseList {
 async fn list_cases(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(f): Query<CaseFilter>,
+    crate::extract::ApiQuery(f): crate::extract::ApiQuery<CaseFilter>,
 ) -> ApiResult<Json<CaseList>> {
     auth.require(Permission::AiQualityCheck)?;
     let mut conn = state.store.pool().acquire().await?;

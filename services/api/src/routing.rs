@@ -1,7 +1,7 @@
 //! Tags, teams and agents, the queue (`getLatest`), pings, the agent queue status and ticket
 //! statistics.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -457,7 +457,7 @@ struct StatsParams {
 async fn ticket_stats(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(q): Query<StatsParams>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<StatsParams>,
 ) -> ApiResult<Json<Stats>> {
     auth.require(Permission::ReadTickets)?;
     let stats = if q.fresh.unwrap_or(false) {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -89,7 +89,7 @@ struct SettingsList {
 async fn list_settings(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(filter): Query<SettingsFilter>,
+    crate::extract::ApiQuery(filter): crate::extract::ApiQuery<SettingsFilter>,
 ) -> ApiResult<Json<SettingsList>> {
     let all = visible(&state, &auth, filter.show_secrets.unwrap_or(false)).await?;
     Ok(Json(SettingsList {
@@ -112,7 +112,7 @@ struct Compact {
 async fn compact_settings(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(filter): Query<SettingsFilter>,
+    crate::extract::ApiQuery(filter): crate::extract::ApiQuery<SettingsFilter>,
 ) -> ApiResult<Json<Compact>> {
     let all = visible(&state, &auth, filter.show_secrets.unwrap_or(false)).await?;
     Ok(Json(Compact {
@@ -177,7 +177,7 @@ struct SearchParams {
 async fn search_settings(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(p): Query<SearchParams>,
+    crate::extract::ApiQuery(p): crate::extract::ApiQuery<SearchParams>,
 ) -> ApiResult<Json<SettingsList>> {
     let words: Vec<String> = p.q.split_whitespace().map(str::to_lowercase).collect();
     if words.is_empty() {

@@ -1,6 +1,6 @@
 //! Subchannels: `GET/POST /api/mind/settings/subchannel`, `DELETE /api/mind/settings/subchannel/{id}`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchyard_domain::Permission;
@@ -38,7 +38,7 @@ struct List {
 async fn list_subchannels(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(f): Query<Filter>,
+    crate::extract::ApiQuery(f): crate::extract::ApiQuery<Filter>,
 ) -> ApiResult<Json<List>> {
     auth.require(Permission::ReadTickets)?;
     let channels: Vec<String> = f

@@ -1,6 +1,6 @@
 //! Ticket endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -224,7 +224,7 @@ struct Accepted {
 async fn create_ticket(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(params): Query<CreateParams>,
+    crate::extract::ApiQuery(params): crate::extract::ApiQuery<CreateParams>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateTicket>,
 ) -> ApiResult<Response> {
@@ -568,7 +568,7 @@ async fn ticket_history(
     State(state): State<ApiState>,
     auth: Auth,
     Path(ticket_id): Path<String>,
-    Query(page): Query<crate::Page>,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<crate::Page>,
 ) -> ApiResult<Json<History>> {
     auth.require(Permission::ReadTickets)?;
     let id = parse_ticket_id(&ticket_id)?;
@@ -739,7 +739,7 @@ async fn ticket_activity(
     State(state): State<ApiState>,
     auth: Auth,
     Path(ticket_id): Path<String>,
-    Query(params): Query<ActivityParams>,
+    crate::extract::ApiQuery(params): crate::extract::ApiQuery<ActivityParams>,
 ) -> ApiResult<Json<Activity>> {
     auth.require(Permission::ReadTickets)?;
     let id = parse_ticket_id(&ticket_id)?;

@@ -144,6 +144,7 @@ wire_enum!(
         AiQualityCheck = "aiQualityCheck",
         ManageDeadLetters = "manageDeadLetters",
         ManageUsers = "manageUsers",
+        ErasePersonalData = "erasePersonalData",
     }
 );
 

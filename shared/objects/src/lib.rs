@@ -114,6 +114,14 @@ impl Objects {
         }
     }
 
+    /// Deletes an object; one already gone is not an error (erasure and retention may retry).
+    pub async fn delete(&self, key: &str) -> Result<(), ObjectsError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Whether an object exists (a connector's retry after a crash may skip the upload).
     pub async fn exists(&self, key: &str) -> Result<bool, ObjectsError> {
         match self.store.head(&Path::from(key)).await {

@@ -77,6 +77,42 @@ pub async fn revoke_token(conn: &mut PgConnection, token: &str) -> Result<bool> 
     Ok(done.rows_affected() > 0)
 }
 
+/// A token as listed: never the token itself.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Tokens of one user, or of everyone; newest first.
+pub async fn list_tokens(conn: &mut PgConnection, user_id: Option<i64>) -> Result<Vec<TokenInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT id, user_id, name, created_at, last_used_at, revoked_at FROM api_tokens
+          WHERE ($1::bigint IS NULL OR user_id = $1) ORDER BY id DESC",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Revokes a token by id (of `owner` only, when given); `false` when there was no such live token.
+pub async fn revoke_token_id(conn: &mut PgConnection, id: i64, owner: Option<i64>) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = now()
+          WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(owner)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The user a credential (API token or session token) belongs to: `sql` selects
 /// `id, email, role` for the token hash in `$1`.
 async fn user_by_token(

@@ -13,6 +13,8 @@ pub mod execution;
 pub mod extraction;
 pub mod intents;
 pub mod mail;
+pub mod oauth;
+pub mod privacy;
 pub mod quality;
 pub mod reloading;
 pub mod replies;

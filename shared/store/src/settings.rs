@@ -272,6 +272,72 @@ pub static DEFINITIONS: &[SettingDef] = &[
         default: || json!(""),
         check: no_check,
     },
+    SettingDef {
+        name: "retentionDaysClosedTickets",
+        category: "privacy",
+        kind: SettingType::Number,
+        secret: false,
+        description: "Closed tickets are deleted with their messages and attachments this many days after closing; 0 keeps them. Test-case tickets are kept.",
+        default: || json!(0),
+        check: |v| match v.as_i64() {
+            Some(d) if (0..=36500).contains(&d) => Ok(()),
+            _ => Err("must be a whole number of days from 0 to 36500".into()),
+        },
+    },
+    SettingDef {
+        name: "publicBaseUrl",
+        category: "general",
+        kind: SettingType::String,
+        secret: false,
+        description: "Where browsers reach this API (e.g. https://service.example.com); OAuth redirect URIs are built from it.",
+        default: || json!("http://127.0.0.1:8080"),
+        check: |v| match v.as_str() {
+            Some(s) if s.starts_with("http://") || s.starts_with("https://") => Ok(()),
+            _ => Err("must be an http(s) URL".into()),
+        },
+    },
+    SettingDef {
+        name: "microsoftClientId",
+        category: "mailbox",
+        kind: SettingType::String,
+        secret: false,
+        description: "Application (client) id of the Entra ID app through which M365 mailboxes are connected by OAuth.",
+        default: || json!(""),
+        check: no_check,
+    },
+    SettingDef {
+        name: "microsoftClientSecret",
+        category: "mailbox",
+        kind: SettingType::String,
+        secret: true,
+        description: "Client secret of that Entra ID app.",
+        default: || json!(""),
+        check: no_check,
+    },
+    SettingDef {
+        name: "microsoftTenant",
+        category: "mailbox",
+        kind: SettingType::String,
+        secret: false,
+        description: "Entra ID tenant of the mailboxes (a tenant id, a domain, or \"organizations\").",
+        default: || json!("organizations"),
+        check: |v| match v.as_str() {
+            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) => Ok(()),
+            _ => Err("must be a tenant id or domain".into()),
+        },
+    },
+    SettingDef {
+        name: "microsoftAuthorityUrl",
+        category: "mailbox",
+        kind: SettingType::String,
+        secret: false,
+        description: "The Microsoft identity platform; changed only for national clouds (or a test server).",
+        default: || json!("https://login.microsoftonline.com"),
+        check: |v| match v.as_str() {
+            Some(s) if s.starts_with("http://") || s.starts_with("https://") => Ok(()),
+            _ => Err("must be an http(s) URL".into()),
+        },
+    },
 ];
 
 pub fn definition(name: &str) -> Option<&'static SettingDef> {
@@ -427,6 +493,16 @@ impl SettingsCache {
 
     pub async fn get_bool(&self, name: &str) -> Result<bool> {
         Ok(self.get(name).await?.as_bool().unwrap_or(false))
+    }
+
+    /// A string setting; empty when unset without a default or not a string.
+    pub async fn get_string(&self, name: &str) -> Result<String> {
+        Ok(self
+            .get(name)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     pub async fn get_strings(&self, name: &str) -> Result<Vec<String>> {

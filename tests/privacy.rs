@@ -1,0 +1,546 @@
+//! Personal data and account connections through the real API process on real Postgres and
+//! NATS: erasing a customer, retention of closed tickets, API tokens, and connecting an M365
+//! mailbox by OAuth against a local OAuth server (single-use state, PKCE).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Form, Path, State};
+use axum::routing::post;
+use axum::Json;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use support::Stack;
+
+async fn send(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = stack.http().request(method, stack.url(path));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn ticket(stack: &Stack, mail: &Value) -> i64 {
+    let r = stack.post_ticket(mail).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let t: Value = r.json().await.expect("ticket");
+    let id = t["id"].as_i64().expect("ticket id");
+    stack.wait_done(id, Duration::from_secs(60)).await;
+    id
+}
+
+#[tokio::test]
+async fn erasing_a_customer_removes_their_data_and_keeps_the_fact() {
+    let mut stack = Stack::new("erase").await;
+    for s in ["api", "ingest", "ai", "router"] {
+        stack.start(s).await;
+    }
+    let admin = stack.admin_token.clone();
+    let agent = stack.agent_token.clone();
+    let customers: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/local/erp/customers.json"
+        ))
+        .expect("customers.json"),
+    )
+    .expect("customers JSON");
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/import",
+        Some(&admin),
+        Some(&customers),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Tom writes twice; someone else once.
+    let tom = json!({"channel": "email", "from": "tom@mustermann.de", "fromName": "Tom Mustermann",
+        "subject": "Neue Bankverbindung", "body": "Bitte buchen Sie ab sofort von DE89370400440532013000 ab. Tom Mustermann, Hugo-Junkers-Str. 5"});
+    let t1 = ticket(&stack, &tom).await;
+    let t2 = ticket(
+        &stack,
+        &json!({"channel": "email", "from": "Tom@Mustermann.de", "subject": "Zählerstand",
+        "body": "Mein Zählerstand: 1ESY1160669167, 4711 kWh"}),
+    )
+    .await;
+    let other = ticket(&stack, &support::mail(1)).await;
+
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/83771/erase",
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "an agent may not erase");
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/83771/erase",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/999999/erase",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/83771/erase",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["erased"]["tickets"], 2, "{v}");
+    assert!(v["erased"]["messages"].as_i64().unwrap_or(0) >= 2, "{v}");
+
+    for id in [t1, t2] {
+        let (status, t) = stack
+            .get_json(&format!("/api/mind/ticket/{id}"), &admin)
+            .await;
+        assert_eq!(status, 200);
+        let text = t.to_string();
+        for personal in ["mustermann", "DE8937", "Hugo-Junkers", "4711"] {
+            assert!(
+                !text.to_lowercase().contains(&personal.to_lowercase()),
+                "ticket {id} still holds {personal}: {text}"
+            );
+        }
+        let (_, conv) = stack
+            .get_json(&format!("/api/mind/ticket/{id}/conversation"), &admin)
+            .await;
+        assert!(
+            !conv.to_string().to_lowercase().contains("mustermann"),
+            "{conv}"
+        );
+    }
+    let leftovers = stack
+        .count(
+            "SELECT count(*) FROM messages WHERE body_plain ILIKE '%DE89370400440532013000%'
+                OR from_addr ILIKE '%mustermann%'",
+        )
+        .await;
+    assert_eq!(leftovers, 0);
+    let intents_with_data = stack
+        .count(&format!(
+            "SELECT count(*) FROM intents WHERE ticket_id IN ({t1}, {t2}) AND data <> '{{}}'"
+        ))
+        .await;
+    assert_eq!(intents_with_data, 0);
+    let contract = stack
+        .count("SELECT count(*) FROM contracts WHERE customer_id = 83771 AND iban IS NULL AND email IS NULL AND counter_number IS NULL")
+        .await;
+    assert_eq!(contract, 1);
+    let customer = stack
+        .count("SELECT count(*) FROM customers WHERE id = 83771 AND lastname IS NULL AND email IS NULL AND erased_at IS NOT NULL")
+        .await;
+    assert_eq!(customer, 1);
+    // The fact stays, without the data.
+    let audit = stack
+        .count("SELECT count(*) FROM audit_log WHERE entity = 'customer' AND entity_id = '83771' AND action = 'erased' AND changes::text NOT ILIKE '%mustermann%'")
+        .await;
+    assert_eq!(audit, 1);
+    // Another customer's ticket is untouched.
+    let (_, o) = stack
+        .get_json(&format!("/api/mind/ticket/{other}"), &admin)
+        .await;
+    assert!(o.to_string().contains("kunde1@example.org"), "{o}");
+    // Repeating is harmless.
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/customer/83771/erase",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn closed_tickets_are_deleted_after_the_retention_period() {
+    let mut stack = Stack::new("retention").await;
+    stack
+        .extra_env
+        .insert("RETENTION_SCAN_SECS".into(), "1".into());
+    for s in ["api", "ingest"] {
+        stack.start(s).await;
+    }
+    let admin = stack.admin_token.clone();
+    let old = ticket(&stack, &support::mail(1)).await;
+    let recent = ticket(&stack, &support::mail(2)).await;
+    let open = ticket(&stack, &support::mail(3)).await;
+    for id in [old, recent] {
+        let (status, v) = send(
+            &stack,
+            reqwest::Method::PATCH,
+            &format!("/api/mind/ticket/{id}"),
+            Some(&admin),
+            Some(&json!({"status": "closed"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    stack
+        .count(&format!(
+            "WITH u AS (UPDATE tickets SET closed_at = now() - interval '40 days' WHERE id IN ({old}, {open}) RETURNING 1) SELECT count(*) FROM u"
+        ))
+        .await;
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::PUT,
+        "/api/mind/settings/retentionDaysClosedTickets",
+        Some(&admin),
+        Some(&json!(30)),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = stack
+            .get_json(&format!("/api/mind/ticket/{old}"), &admin)
+            .await;
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old closed ticket was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM messages WHERE ticket_id = {old}"
+            ))
+            .await,
+        0
+    );
+    for id in [recent, open] {
+        let (status, _) = stack
+            .get_json(&format!("/api/mind/ticket/{id}"), &admin)
+            .await;
+        assert_eq!(status, 200, "ticket {id} must stay");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_tokens_are_listed_without_secrets_and_revocable() {
+    let mut stack = Stack::new("tokens").await;
+    stack.start("api").await;
+    let agent = stack.agent_token.clone();
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/auth/token",
+        Some(&agent),
+        Some(&json!({"name": "my script"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().expect("token").to_owned();
+    let id = v["id"].as_i64().expect("id");
+    let (status, list) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/auth/token",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the new token works");
+    assert!(list["tokens"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|t| t["id"] == id && t["name"] == "my script")));
+    assert!(!list.to_string().contains(&token), "never the token itself");
+    // An agent cannot create tokens for others nor list theirs.
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/auth/token",
+        Some(&agent),
+        Some(&json!({"name": "x", "userId": 1})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/auth/token?userId=1",
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/auth/token?userId=abc",
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["errors"][0]["field"], "userId", "{v}");
+
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::DELETE,
+        &format!("/api/mind/auth/token/{id}"),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/auth/token",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "a revoked token stops working");
+    stack.shutdown().await;
+}
+
+/// What the local OAuth server saw and answers.
+#[derive(Default)]
+struct OAuthServer {
+    token_requests: Vec<Vec<(String, String)>>,
+}
+
+async fn token_endpoint(
+    State(seen): State<Arc<Mutex<OAuthServer>>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    assert_eq!(tenant, "contoso.example");
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let ok = get("grant_type") == "authorization_code"
+        && get("code") == "the-code"
+        && get("client_id") == "client-1"
+        && get("client_secret") == "s3cret";
+    seen.lock().expect("lock").token_requests.push(form);
+    if !ok {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        );
+    }
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"preferred_username":"service@contoso.example"}"#);
+    (
+        axum::http::StatusCode::OK,
+        Json(
+            json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600,
+            "token_type": "Bearer", "id_token": format!("e30.{claims}.c2ln")}),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn an_m365_mailbox_is_connected_by_oauth_with_a_single_use_state() {
+    let seen = Arc::new(Mutex::new(OAuthServer::default()));
+    let app = axum::Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token_endpoint))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let authority = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut stack = Stack::new("oauth").await;
+    stack.start("api").await;
+    let admin = stack.admin_token.clone();
+    let public_base = stack.url("");
+    for (name, value) in [
+        ("microsoftClientId", json!("client-1")),
+        ("microsoftClientSecret", json!("s3cret")),
+        ("microsoftTenant", json!("contoso.example")),
+        ("microsoftAuthorityUrl", json!(authority)),
+        ("publicBaseUrl", json!(public_base)),
+    ] {
+        let (status, v) = send(
+            &stack,
+            reqwest::Method::PUT,
+            &format!("/api/mind/settings/{name}"),
+            Some(&admin),
+            Some(&value),
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: {v}");
+    }
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::POST,
+        "/api/mind/settings/subchannel",
+        Some(&admin),
+        Some(&json!({"channel": "email", "name": "M365 Kundenservice", "data": {"imapHost": "outlook.office365.com"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let subchannel = v["id"].as_i64().expect("id");
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let authorize = |token: Option<String>| {
+        let mut r = no_redirects.get(stack.url(&format!(
+            "/api/mind/settings/mailbox/microsoft/authorization?subchannelId={subchannel}"
+        )));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(authorize(None).await.expect("GET").status(), 401);
+    assert_eq!(
+        authorize(Some(stack.agent_token.clone()))
+            .await
+            .expect("GET")
+            .status(),
+        403
+    );
+    let r = authorize(Some(admin.clone())).await.expect("GET");
+    assert_eq!(r.status(), 302);
+    let location = reqwest::Url::parse(
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("Location"),
+    )
+    .expect("URL");
+    assert_eq!(
+        location.as_str().split('?').next(),
+        Some(format!("{authority}/contoso.example/oauth2/v2.0/authorize").as_str())
+    );
+    let q: std::collections::HashMap<String, String> =
+        location.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "client-1");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["scope"].contains("IMAP.AccessAsUser.All"), "{q:?}");
+    let callback = format!("{public_base}/api/mind/settings/mailbox/microsoft/callback");
+    assert_eq!(q["redirect_uri"], callback);
+    let state = q["state"].clone();
+
+    // A forged state is refused and calls nobody.
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/settings/mailbox/microsoft/callback?code=the-code&state=forged",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::GET,
+        "/api/mind/settings/mailbox/microsoft/callback?code=the-code",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["errors"][0]["field"], "state", "{v}");
+    assert!(seen.lock().expect("lock").token_requests.is_empty());
+
+    // The browser comes back: no credentials but the state.
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::GET,
+        &format!("/api/mind/settings/mailbox/microsoft/callback?code=the-code&state={state}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["subchannelId"], subchannel);
+    assert_eq!(v["account"], "service@contoso.example");
+    {
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.token_requests.len(), 1);
+        let form = &seen.token_requests[0];
+        let get = |k: &str| {
+            form.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        // PKCE: the verifier sent now matches the challenge of the redirect.
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(get("code_verifier").as_bytes()));
+        assert_eq!(challenge, q["code_challenge"]);
+        assert_eq!(get("redirect_uri"), callback);
+    }
+    let (_, list) = stack
+        .get_json(
+            &format!("/api/mind/settings/subchannel?id={subchannel}"),
+            &admin,
+        )
+        .await;
+    let sc = &list["subchannels"][0];
+    assert_eq!(sc["data"]["authType"], "oauth2", "{sc}");
+    assert_eq!(sc["data"]["oauthAccount"], "service@contoso.example");
+    let secrets = sc["secretsSet"].to_string();
+    assert!(
+        secrets.contains("oauthAccessToken") && secrets.contains("oauthRefreshToken"),
+        "{sc}"
+    );
+    assert!(
+        !list.to_string().contains("at-1"),
+        "tokens are never returned"
+    );
+
+    // The state was used: a replay is refused.
+    let (status, _) = send(
+        &stack,
+        reqwest::Method::GET,
+        &format!("/api/mind/settings/mailbox/microsoft/callback?code=the-code&state={state}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(seen.lock().expect("lock").token_requests.len(), 1);
+    stack.shutdown().await;
+}
