@@ -50,10 +50,12 @@ pub fn default_agents() -> Result<Vec<AiAgent>, serde_json::Error> {
 struct ListQuery {
     /// `short` (id, name, slug), `medium` (plus description, channels, tag, intelligence,
     /// active) or `full` (everything, the default).
+    #[param(pattern = "^(short|medium|full)$")]
     format: Option<String>,
     /// Part of the name, slug or description.
     q: Option<String>,
     /// `rulebased` or `smart`.
+    #[param(pattern = "^(rulebased|smart)$")]
     intelligence: Option<String>,
     /// Only agents serving this channel.
     channel: Option<String>,
@@ -161,6 +163,15 @@ async fn agent_tree(
 ) -> ApiResult<Json<AgentTree>> {
     auth.require(Permission::ReadTickets)?;
     let format = format_of(q.format.as_deref().or(Some("short")))?;
+    if q.intelligence
+        .as_deref()
+        .is_some_and(|i| !["rulebased", "smart"].contains(&i))
+    {
+        return Err(ApiError::field(
+            "intelligence",
+            "must be rulebased or smart",
+        ));
+    }
     let mut conn = state.store.pool().acquire().await?;
     let (agents, _) = ai_agents::list(&mut conn, None, None, None, 1000, 0).await?;
     let tags: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM tags")

@@ -178,6 +178,8 @@ async fn logout(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPassword {
+    /// At least 10 characters.
+    #[schema(min_length = 10)]
     password: String,
 }
 
@@ -234,6 +236,9 @@ async fn list_tokens(
     auth: Auth,
     crate::extract::ApiQuery(f): crate::extract::ApiQuery<TokenFilter>,
 ) -> ApiResult<Json<TokenList>> {
+    if f.user_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::field("userId", "must be a positive integer"));
+    }
     let manager = auth.0.role.can(Permission::ManageUsers);
     let user = match f.user_id {
         Some(id) if id != auth.0.id => {
@@ -255,6 +260,7 @@ async fn list_tokens(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewToken {
     /// What the token is for (a script, an integration).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// For another user (needs `manageUsers`); default yourself.
     #[schema(minimum = 1)]
@@ -277,12 +283,15 @@ async fn create_token(
     auth: Auth,
     ApiJson(body): ApiJson<NewToken>,
 ) -> ApiResult<Json<CreatedToken>> {
+    if body.user_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::field("userId", "must be a positive integer"));
+    }
     let user_id = body.user_id.unwrap_or(auth.0.id);
     if user_id != auth.0.id {
         auth.require(Permission::ManageUsers)?;
     }
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
     let mut tx = state.store.begin().await?;
@@ -291,7 +300,7 @@ async fn create_token(
         .fetch_one(&mut *tx)
         .await?;
     if !exists {
-        return Err(ApiError::field("userId", "no such user"));
+        return Err(ApiError::unknown_reference("userId", "no such user"));
     }
     let token = auth::create_token(&mut tx, user_id, name).await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM api_tokens WHERE token_hash = $1")

@@ -26,6 +26,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ReplyRequest {
     /// The text of the reply (or of the note).
+    #[schema(min_length = 1, pattern = "\\S")]
     body: String,
     /// An internal note: stored on the conversation for agents, never sent.
     #[serde(default)]
@@ -42,6 +43,7 @@ struct ReplyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ForwardRequest {
     /// Where to: one address.
+    #[schema(format = Email)]
     to_email: String,
     /// The note above the forwarded message.
     #[serde(default)]

@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
-    /// Customer or contract id, name, e-mail, address or meter number.
+    /// Customer or contract id, name, e-mail, address or meter number (two characters at least).
+    #[param(min_length = 2)]
     q: String,
 }
 
@@ -181,6 +182,45 @@ struct Imported {
     contracts: u64,
 }
 
+/// A customer of the import, as documented (the handler reads the JSON itself and keeps every
+/// further field in `data`).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ImportCustomer {
+    #[schema(minimum = 1)]
+    id: i64,
+    email: Option<String>,
+    firstname: Option<String>,
+    lastname: Option<String>,
+    company: Option<String>,
+    business: Option<bool>,
+    address: Option<String>,
+    phone: Option<String>,
+    contracts: Option<Vec<ImportContract>>,
+}
+
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ImportContract {
+    #[schema(minimum = 1)]
+    id: i64,
+    status: Option<String>,
+    #[schema(pattern = "^(electricity|gas)$")]
+    energy: Option<String>,
+    email: Option<String>,
+    delivery_address: Option<String>,
+    billing_address: Option<String>,
+    iban: Option<String>,
+    monthly_deposit: Option<f64>,
+    counter_number: Option<String>,
+    /// Unix seconds.
+    start_date: Option<i64>,
+    /// Unix seconds.
+    end_date: Option<i64>,
+}
+
 /// Checks the fields the mirror relies on, naming the first bad one (`[3].contracts[0].id`).
 fn validate_import(body: &Value) -> ApiResult<()> {
     let list = body
@@ -196,6 +236,26 @@ fn validate_import(body: &Value) -> ApiResult<()> {
             return Err(ApiError::field(
                 &format!("[{i}].id"),
                 "must be a positive integer",
+            ));
+        }
+        for key in [
+            "email",
+            "firstname",
+            "lastname",
+            "company",
+            "address",
+            "phone",
+        ] {
+            if c.get(key).is_some_and(|v| !v.is_null() && !v.is_string()) {
+                return Err(ApiError::field(&format!("[{i}].{key}"), "must be a string"));
+            }
+        }
+        if c.get("business")
+            .is_some_and(|v| !v.is_null() && !v.is_boolean())
+        {
+            return Err(ApiError::field(
+                &format!("[{i}].business"),
+                "must be a boolean",
             ));
         }
         let contracts = match c.get("contracts") {
@@ -217,6 +277,21 @@ fn validate_import(body: &Value) -> ApiResult<()> {
                     &format!("{field}.id"),
                     "must be a positive integer",
                 ));
+            }
+            for key in [
+                "status",
+                "email",
+                "deliveryAddress",
+                "billingAddress",
+                "iban",
+                "counterNumber",
+            ] {
+                if k.get(key).is_some_and(|v| !v.is_null() && !v.is_string()) {
+                    return Err(ApiError::field(
+                        &format!("{field}.{key}"),
+                        "must be a string",
+                    ));
+                }
             }
             if let Some(e) = k.get("energy").filter(|e| !e.is_null()) {
                 if !matches!(e.as_str(), Some("electricity" | "gas")) {
@@ -249,7 +324,7 @@ fn validate_import(body: &Value) -> ApiResult<()> {
 
 /// Import customers and their contracts into the ERP mirror (a JSON array of customers in the
 /// seed's shape, each with `contracts[]`); known ids are updated
-#[utoipa::path(post, path = "/api/mind/customer/import", tag = "customer", request_body = Vec<Object>,
+#[utoipa::path(post, path = "/api/mind/customer/import", tag = "customer", request_body = Vec<ImportCustomer>,
     responses((status = 200, body = Imported), (status = 403, body = crate::Problem)))]
 async fn import_customers(
     State(state): State<ApiState>,

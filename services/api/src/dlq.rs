@@ -23,6 +23,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[into_params(parameter_in = Query)]
 pub struct DlqFilter {
     /// Only this stage (`ingest`, `ai`, `router`, `autoexecute`).
+    #[param(pattern = "^(ingest|ai|router|autoexecute|outbound)$")]
     pub stage: Option<String>,
     /// Include replayed ones (default false).
     pub all: Option<bool>,

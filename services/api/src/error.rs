@@ -37,6 +37,9 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(String),
+    /// A field of the request names something that does not exist: 404, naming the field.
+    #[error("{0}")]
+    UnknownReference(String, Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
     #[error("too many failed attempts; try again in {0} s")]
@@ -62,12 +65,23 @@ impl ApiError {
         )
     }
 
+    pub fn unknown_reference(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::UnknownReference(
+            format!("{field}: {message}"),
+            vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
+        )
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownReference(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -82,6 +96,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Invalid { field, message } => ApiError::field(&field, message),
+            StoreError::UnknownReference { field, message } => {
+                ApiError::unknown_reference(&field, message)
+            }
             StoreError::Db(switchyard_store::SqlxError::Database(db)) => {
                 match db.code().as_deref().unwrap_or_default() {
                     // Unique violation: the name or key is taken.
@@ -123,7 +140,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let errors = match &self {
-            ApiError::BadRequest(_, errors) => errors.clone(),
+            ApiError::BadRequest(_, errors) | ApiError::UnknownReference(_, errors) => {
+                errors.clone()
+            }
             _ => Vec::new(),
         };
         let detail = self.to_string();

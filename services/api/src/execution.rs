@@ -93,7 +93,7 @@ async fn autoexecute_ticket(
 ) -> ApiResult<Response> {
     let user = auth.require(Permission::UpdateTickets)?;
     let ticket_id = path_id("ticketId", &ticket_id)?;
-    let from_body: AutoexecuteParams = if body.iter().all(u8::is_ascii_whitespace) {
+    let from_body: AutoexecuteParams = if crate::extract::is_empty_body(&body) {
         AutoexecuteParams::default()
     } else {
         parse_json(&body)?

@@ -142,8 +142,17 @@ where
 /// Parses a JSON body; an error is a 400 problem naming the offending field. For handlers that
 /// need the raw bytes first (a signature check, an optional body).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(
+            format!("invalid field body: {e}"),
+            vec![FieldError {
+                field: "body".into(),
+                message: e.to_string(),
+            }],
+        )
+    })?;
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
         let message = e.into_inner().to_string();
@@ -152,6 +161,30 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             vec![FieldError { field, message }],
         )
     })
+}
+
+/// An optional body that was left out: nothing, whitespace or JSON `null`.
+pub(crate) fn is_empty_body(body: &[u8]) -> bool {
+    let trimmed = body.trim_ascii();
+    trimmed.is_empty() || trimmed == b"null"
+}
+
+/// JSON Schema's `integer` includes `3.0`; serde's integers do not. Whole floats become integers
+/// so that such a value is read as the integer it is.
+fn integral_floats_to_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// SHA-256 of a bearer token.

@@ -136,9 +136,24 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
             // Ids in paths are positive; saying so keeps generated clients (and fuzzers) from
             // sending ids that can only be a 400.
+            let mut has_path_param = false;
             for p in op.parameters.iter_mut().flatten() {
                 if p.parameter_in != utoipa::openapi::path::ParameterIn::Path {
                     continue;
+                }
+                has_path_param = true;
+                // A setting's name is one of the known settings.
+                if p.name == "name" {
+                    let names: Vec<&str> = switchyard_store::settings::DEFINITIONS
+                        .iter()
+                        .map(|d| d.name)
+                        .collect();
+                    p.schema = Some(RefOr::T(utoipa::openapi::schema::Schema::Object(
+                        utoipa::openapi::schema::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .enum_values(Some(names))
+                            .build(),
+                    )));
                 }
                 if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(o))) = &mut p.schema {
                     if matches!(
@@ -151,6 +166,12 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                         o.minimum = Some(1f64.into());
                     }
                 }
+            }
+            if has_path_param {
+                op.responses
+                    .responses
+                    .entry("404".into())
+                    .or_insert_with(|| problem("No such resource"));
             }
             if op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                 op.responses
@@ -238,8 +259,10 @@ pub(crate) fn path_id(field: &str, raw: &str) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -108,7 +108,7 @@ struct CallbackParams {
     /// The authorization code (absent when the user declined).
     code: Option<String>,
     /// Ours, from the redirect: authenticates this request.
-    state: Option<String>,
+    state: String,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -157,10 +157,7 @@ async fn callback(
     State(state): State<ApiState>,
     crate::extract::ApiQuery(p): crate::extract::ApiQuery<CallbackParams>,
 ) -> ApiResult<Response> {
-    let st = p
-        .state
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::field("state", "is required"))?;
+    let st = p.state;
     let mut tx = state.store.begin().await?;
     let pending = oauth::consume(&mut tx, &st).await?;
     tx.commit().await?;

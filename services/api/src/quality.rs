@@ -120,7 +120,7 @@ struct Scheduled {
 }
 
 /// Schedule a new AI quality check (a dry run: every write action is suppressed)
-#[utoipa::path(post, path = "/api/mind/aiQualityCheck/testRun", tag = "aiQualityCheck", request_body = ScheduleRequest,
+#[utoipa::path(post, path = "/api/mind/aiQualityCheck/testRun", tag = "aiQualityCheck", request_body(content = Option<ScheduleRequest>, description = "optional"),
     responses((status = 200, body = Scheduled), (status = 403, body = crate::Problem)))]
 async fn schedule_run(
     State(state): State<ApiState>,
@@ -129,7 +129,7 @@ async fn schedule_run(
 ) -> ApiResult<Json<Scheduled>> {
     let user = auth.require(Permission::AiQualityCheck)?;
     // Every field is optional, the body too.
-    let req: ScheduleRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let req: ScheduleRequest = if crate::extract::is_empty_body(&body) {
         ScheduleRequest::default()
     } else {
         crate::extract::parse_json(&body)?
@@ -183,8 +183,8 @@ async fn schedule_run(
 #[serde(rename_all = "camelCase")]
 struct RunDetail {
     success: bool,
-    /// Mean score per dimension (0 to 1) and `overall`.
-    #[schema(value_type = Object)]
+    /// Mean score per dimension (0 to 1) and `overall`; null until a ticket was tested.
+    #[schema(value_type = Option<Object>)]
     scores: Value,
     #[schema(value_type = Object)]
     test_run: Value,
@@ -493,6 +493,7 @@ async fn cases_of_agent(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TicketIds {
+    #[schema(min_items = 1, max_items = 1000)]
     ticket_ids: Vec<i64>,
 }
 

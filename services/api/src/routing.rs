@@ -68,7 +68,7 @@ async fn save_tag(
     if let Some(parent) = body.parent {
         let tags = routing::list_tags(&mut tx).await?;
         if !tags.iter().any(|t| t.id == parent) {
-            return Err(ApiError::field("parent", "no such tag"));
+            return Err(ApiError::unknown_reference("parent", "no such tag"));
         }
         // No cycles: the new parent must not descend from this tag.
         if let Some(id) = body.id {
@@ -227,12 +227,14 @@ async fn list_users(State(state): State<ApiState>, auth: Auth) -> ApiResult<Json
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NewUser {
+    #[schema(format = Email)]
     email: String,
     #[serde(default)]
     first_name: String,
     #[serde(default)]
     last_name: String,
     /// `admin` or `agent`.
+    #[schema(pattern = "^(admin|agent)$")]
     role: String,
 }
 
@@ -303,6 +305,7 @@ async fn update_user(
 #[serde(rename_all = "camelCase")]
 struct GetLatestBody {
     /// `earliest` (default): the next ticket of the queue.
+    #[schema(pattern = "^earliest$")]
     preferred_direction: Option<String>,
 }
 
@@ -323,7 +326,7 @@ struct Latest {
 /// within their backlog restrictions, in the order `autopilotOrderingSequence`; tickets assigned
 /// to them come first. The ticket is held for `queueHoldSeconds` (pings extend it); no other agent
 /// gets it meanwhile.
-#[utoipa::path(post, path = "/api/mind/ticket/getLatest", tag = "ticket", request_body(content = GetLatestBody, description = "optional"),
+#[utoipa::path(post, path = "/api/mind/ticket/getLatest", tag = "ticket", request_body(content = Option<GetLatestBody>, description = "optional"),
     responses((status = 200, body = Latest), (status = 401, body = crate::Problem)))]
 async fn get_latest(
     State(state): State<ApiState>,

@@ -168,6 +168,7 @@ async fn category_settings(
 #[into_params(parameter_in = Query)]
 struct SearchParams {
     /// Words to find in a setting's name, category or description (case-insensitive).
+    #[param(min_length = 1)]
     q: String,
 }
 
@@ -226,7 +227,11 @@ async fn update_settings(
 ) -> ApiResult<Json<Updated>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
     if body.is_empty() {
-        return Err(ApiError::field("body", "no settings given"));
+        // Nothing to change is not an error (a client sending its unchanged form).
+        return Ok(Json(Updated {
+            success: true,
+            updated: Vec::new(),
+        }));
     }
     let (nested, plain): (BTreeMap<String, Value>, BTreeMap<String, Value>) =
         body.into_iter().partition(|(k, _)| k.starts_with('_'));

@@ -22,7 +22,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[into_params(parameter_in = Query)]
 struct Filter {
     /// Comma-separated channels (`email,chat`); `all` or absent for every channel.
+    #[param(pattern = "^[A-Za-z, ]*$")]
     channels: Option<String>,
+    #[param(minimum = 1)]
     id: Option<i64>,
 }
 

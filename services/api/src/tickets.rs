@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// `realtime`: also wait for the ai stage; `batch` (default) or `false`: answer once stored.
+    #[param(pattern = "^(realtime|batch|false)$")]
     pub process: Option<String>,
 }
 
@@ -329,8 +330,10 @@ pub struct UpdateTicket {
     pub status: Option<TicketStatus>,
     pub priority: Option<Priority>,
     /// `auto_spam`, `auto_programmatic`, `manual_spam`, `auto_clean`, `manual_clean`.
+    #[schema(pattern = "^(auto_spam|auto_programmatic|manual_spam|auto_clean|manual_clean)$")]
     pub spam_status: Option<String>,
     /// 30 (confirmed by an agent) or 40 (stricter verification).
+    #[schema(minimum = 30, maximum = 40, multiple_of = 10)]
     pub customer_legitimation: Option<i32>,
     /// Accepted as a string or a number.
     pub contract_id: Option<Value>,
@@ -459,7 +462,7 @@ async fn apply_update(
             .await?
             .is_none()
         {
-            return Err(ApiError::field(
+            return Err(ApiError::unknown_reference(
                 &format!("{prefix}contractId"),
                 "no such contract",
             ));
@@ -489,6 +492,7 @@ async fn announce_update(state: &ApiState, id: i64, patch: &tickets::TicketPatch
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkUpdate {
+    #[schema(minimum = 1)]
     pub id: i64,
     #[serde(flatten)]
     pub changes: UpdateTicket,
@@ -522,8 +526,8 @@ async fn bulk_update(
     ApiJson(body): ApiJson<Vec<BulkUpdate>>,
 ) -> ApiResult<Json<BulkUpdated>> {
     let user = auth.require(Permission::UpdateTickets)?;
-    if body.is_empty() || body.len() > 1000 {
-        return Err(ApiError::field("body", "send 1 to 1000 tickets"));
+    if body.len() > 1000 {
+        return Err(ApiError::field("body", "send at most 1000 tickets"));
     }
     let patches = body
         .into_iter()

@@ -28,6 +28,22 @@ fn visible() -> String {
     "visible".to_owned()
 }
 
+/// A channel an agent applies to (documentation of `AiAgent.channels`).
+#[derive(ToSchema)]
+#[schema(as = AgentChannel)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+enum AgentChannel {
+    All,
+    Email,
+    Portal,
+    Phone,
+    Letter,
+    System,
+    Chat,
+    WalkIn,
+}
+
 /// An AI agent: what a customer may want, how to recognise it and what to do about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -35,19 +51,23 @@ pub struct AiAgent {
     /// Assigned by the server; ignored on create.
     #[serde(default)]
     pub id: i64,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     /// Portable identity: defaults and exports match agents by slug.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub slug: String,
     #[serde(default)]
     pub tag_id: Option<i64>,
     /// Channels the agent applies to; `all` for every channel.
     #[serde(default = "all_channels")]
+    #[schema(inline, value_type = Vec<AgentChannel>)]
     pub channels: Vec<String>,
     /// What the agent is for; detection reads it beside the examples.
     #[serde(default)]
     pub description: String,
     /// `rulebased` or `smart`.
     #[serde(default = "rulebased")]
+    #[schema(pattern = "^(rulebased|smart)$")]
     pub intelligence: String,
     #[serde(default)]
     #[schema(value_type = Object)]

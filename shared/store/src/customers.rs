@@ -147,7 +147,9 @@ pub async fn import(conn: &mut PgConnection, customers: &Value) -> Result<(u64, 
                 coalesce((c->>'business')::boolean, false), c->>'address', c->>'phone',
                 c - ARRAY['id','email','firstname','lastname','company','business','address','phone',
                           'contracts','emailMatches','tags']
-           FROM jsonb_array_elements($1) c
+           FROM (SELECT DISTINCT ON ((c->>'id')::bigint) c
+                   FROM jsonb_array_elements($1) WITH ORDINALITY AS e(c, n)
+                  ORDER BY (c->>'id')::bigint, n DESC) last_of_each
          ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, firstname = EXCLUDED.firstname,
                 lastname = EXCLUDED.lastname, company = EXCLUDED.company, business = EXCLUDED.business,
                 address = EXCLUDED.address, phone = EXCLUDED.phone, data = EXCLUDED.data,
@@ -167,7 +169,10 @@ pub async fn import(conn: &mut PgConnection, customers: &Value) -> Result<(u64, 
                 to_timestamp((k->>'endDate')::double precision),
                 k - ARRAY['id','customerId','status','energy','email','deliveryAddress','billingAddress',
                           'iban','monthlyDeposit','counterNumber','startDate','endDate']
-           FROM jsonb_array_elements($1) c, jsonb_array_elements(coalesce(c->'contracts', '[]')) k
+           FROM (SELECT DISTINCT ON ((k->>'id')::bigint) c, k
+                   FROM jsonb_array_elements($1) WITH ORDINALITY AS e(c, n),
+                        jsonb_array_elements(coalesce(c->'contracts', '[]')) WITH ORDINALITY AS f(k, m)
+                  ORDER BY (k->>'id')::bigint, n DESC, m DESC) last_of_each
          ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
                 energy = EXCLUDED.energy, email = EXCLUDED.email, delivery_address = EXCLUDED.delivery_address,
                 billing_address = EXCLUDED.billing_address, iban = EXCLUDED.iban,

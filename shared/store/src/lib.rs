@@ -43,6 +43,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
+    /// A field names something that does not exist (a team, a tag).
+    #[error("{field}: {message}")]
+    UnknownReference { field: String, message: String },
 }
 
 impl StoreError {
@@ -70,7 +73,9 @@ impl StoreError {
                 _ => false,
             },
             StoreError::Migrate(_) => true,
-            StoreError::NotFound(_) | StoreError::Invalid { .. } => false,
+            StoreError::NotFound(_)
+            | StoreError::Invalid { .. }
+            | StoreError::UnknownReference { .. } => false,
         }
     }
 

@@ -242,11 +242,18 @@ pub struct SearchRequest {
     pub filters: Vec<Filter>,
     /// Words in the subject, the plain body or the sender.
     pub q: Option<String>,
+    /// 1 to 1000, default 50.
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    #[schema(minimum = 0)]
     pub offset: Option<i64>,
     /// A `t.*` key; default `t.createdAt`.
+    #[schema(
+        pattern = "^t\\.(id|status|channel|direction|priority|aiSupportLevel|sentiment|spamStatus|from|languageCode|createdAt|modifiedAt|dueBy|lastCustomerMessageAt|agentId|contractId|customerId|subchannelId)$"
+    )]
     pub order_by_field: Option<String>,
     /// `asc` or `desc` (default).
+    #[schema(pattern = "^(asc|desc|ASC|DESC)$")]
     pub order_by_direction: Option<String>,
 }
 

@@ -26,10 +26,13 @@ pub fn is_secret_key(key: &str) -> bool {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubchannelInput {
+    #[schema(pattern = "^(email|portal|phone|letter|system|chat|walkIn)$")]
     pub channel: String,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
     pub is_default: bool,
+    #[schema(pattern = "^(internal|Freshdesk|webhook|api)$")]
     pub interface: Option<String>,
     pub enabled: Option<bool>,
     /// Channel-specific settings, e.g. IMAP host, port, user, password, folder.

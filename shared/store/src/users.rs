@@ -83,10 +83,10 @@ async fn check_ids(conn: &mut PgConnection, field: &str, table: &str, ids: &[i64
     distinct.sort_unstable();
     distinct.dedup();
     if known != distinct.len() as i64 {
-        return Err(StoreError::invalid(
-            field,
-            format!("contains ids that are not {table}"),
-        ));
+        return Err(StoreError::UnknownReference {
+            field: field.to_owned(),
+            message: format!("contains ids that are not {table}"),
+        });
     }
     Ok(())
 }
@@ -153,8 +153,11 @@ pub async fn update_user(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct Team {
+    /// Given: update that team.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub id: Option<i64>,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
     pub skills: Vec<i64>,

@@ -1,6 +1,7 @@
-//! Personal data and account connections through the real API process on real Postgres and
-//! NATS: erasing a customer, retention of closed tickets, API tokens, and connecting an M365
-//! mailbox by OAuth against a local OAuth server (single-use state, PKCE).
+//! The API as a client sees it, through the real API process on real Postgres and NATS: every
+//! route's authentication and the agent role's limits, read from the served OpenAPI document;
+//! erasing a customer, retention of closed tickets, API tokens, and connecting an M365 mailbox by
+//! OAuth against a local OAuth server (single-use state, PKCE).
 
 mod support;
 
@@ -542,5 +543,128 @@ async fn an_m365_mailbox_is_connected_by_oauth_with_a_single_use_state() {
     .await;
     assert_eq!(status, 403);
     assert_eq!(seen.lock().expect("lock").token_requests.len(), 1);
+    stack.shutdown().await;
+}
+
+/// Every operation of the served document with its path parameters filled in.
+async fn operations(stack: &Stack) -> Vec<(reqwest::Method, String, bool)> {
+    let (status, doc) = stack
+        .get_json("/api/mind/docs/open-api", &stack.admin_token)
+        .await;
+    assert_eq!(status, 200);
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let Ok(m) = method.to_uppercase().parse::<reqwest::Method>() else {
+                continue;
+            };
+            // `security: [{}]` marks a public operation.
+            let public = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
+            let concrete = regex_lite_fill(path);
+            ops.push((m, concrete, public));
+        }
+    }
+    assert!(ops.len() > 50, "{} operations", ops.len());
+    ops
+}
+
+/// `/ticket/{ticketId}` → `/ticket/1`, `/settings/{name}` → `/settings/defaultSlaHours`.
+fn regex_lite_fill(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .unwrap_or(rest.len() - 1);
+        let name = &rest[start + 1..end];
+        out.push_str(match name {
+            "name" => "defaultSlaHours",
+            "category" => "routing",
+            _ => "1",
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn every_route_but_login_and_health_needs_authentication_and_agents_cannot_configure() {
+    let mut stack = Stack::new("routes").await;
+    stack.start("api").await;
+    let http = stack.http();
+    let ops = operations(&stack).await;
+    let public: Vec<String> = ops
+        .iter()
+        .filter(|(_, _, p)| *p)
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    // Login, the chat webhook (signed per subchannel) and the OAuth callback (its state).
+    assert_eq!(public.len(), 3, "public operations: {public:?}");
+    for (method, path, is_public) in &ops {
+        if *is_public {
+            continue;
+        }
+        let r = http
+            .request(method.clone(), stack.url(path))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 401, "anonymous {method} {path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(
+        http.get(stack.url("/api/mind/health"))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        200
+    );
+
+    // What configures the system: settings, subchannels, AI agents, hooks, UDFs, users, teams,
+    // tags, dead letters, erasure. An agent's token is refused before anything is read.
+    let configuring = [
+        "/api/mind/settings",
+        "/api/mind/aiAgent",
+        "/api/mind/tag",
+        "/api/mind/team",
+        "/api/mind/dlq",
+        "/api/mind/customer/1/erase",
+        "/api/mind/customer/import",
+        "/api/mind/aiQualityCheck",
+    ];
+    let mut checked = 0;
+    for (method, path, is_public) in &ops {
+        if *is_public
+            || *method == reqwest::Method::GET
+            || !configuring.iter().any(|c| path.starts_with(c))
+        {
+            continue;
+        }
+        let r = http
+            .request(method.clone(), stack.url(path))
+            .bearer_auth(&stack.agent_token)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 403, "agent {method} {path}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} configuring operations");
+    // Secrets: agents cannot ask for them.
+    let (status, _) = stack
+        .get_json("/api/mind/settings?showSecrets=true", &stack.agent_token)
+        .await;
+    assert_eq!(status, 403);
     stack.shutdown().await;
 }
