@@ -277,7 +277,8 @@ struct CreatedToken {
 
 /// Create an API token
 #[utoipa::path(post, path = "/api/mind/auth/token", tag = "auth", request_body = NewToken,
-    responses((status = 200, body = CreatedToken), (status = 403, body = crate::Problem)))]
+    responses((status = 200, body = CreatedToken), (status = 403, body = crate::Problem),
+        (status = 404, description = "userId names no user", body = crate::Problem)))]
 async fn create_token(
     State(state): State<ApiState>,
     auth: Auth,

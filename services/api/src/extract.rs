@@ -151,6 +151,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             }],
         )
     })?;
+    if has_huge_number(&value) {
+        return Err(ApiError::field(
+            "body",
+            "numbers beyond ±1e300 are not accepted (they do not survive storage)",
+        ));
+    }
     integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -167,6 +173,18 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 pub(crate) fn is_empty_body(body: &[u8]) -> bool {
     let trimmed = body.trim_ascii();
     trimmed.is_empty() || trimmed == b"null"
+}
+
+/// PostgreSQL keeps JSON numbers as exact decimals; one near f64's limit can round beyond it on
+/// the way back and could then never be read again.
+fn has_huge_number(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => n.as_f64().is_some_and(|f| f.abs() > 1e300),
+        Value::Array(items) => items.iter().any(has_huge_number),
+        Value::Object(map) => map.values().any(has_huge_number),
+        _ => false,
+    }
 }
 
 /// JSON Schema's `integer` includes `3.0`; serde's integers do not. Whole floats become integers

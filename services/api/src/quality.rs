@@ -474,7 +474,7 @@ fn agent_param(raw: &str) -> ApiResult<Option<i64>> {
 
 /// Get test cases by AI agent ID (`all` for every agent)
 #[utoipa::path(get, path = "/api/mind/aiQualityCheck/testCase/{id}", tag = "aiQualityCheck",
-    params(("id" = String, Path, description = "an AI agent id or `all`")),
+    params(("id" = String, Path, description = "an AI agent id or `all`", pattern = "^(all|[1-9][0-9]{0,17})$")),
     responses((status = 200, body = CaseList)))]
 async fn cases_of_agent(
     State(state): State<ApiState>,

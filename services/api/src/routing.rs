@@ -57,7 +57,8 @@ struct Saved {
 
 /// Create a tag (or update it, when the body has an `id`)
 #[utoipa::path(post, path = "/api/mind/tag", tag = "tag", request_body = TagInput,
-    responses((status = 200, body = Saved), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
+    responses((status = 200, body = Saved), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem),
+        (status = 404, description = "`id` or `parent` names no tag", body = crate::Problem)))]
 async fn save_tag(
     State(state): State<ApiState>,
     auth: Auth,
@@ -194,7 +195,8 @@ async fn list_teams(State(state): State<ApiState>, auth: Auth) -> ApiResult<Json
 
 /// Create or update a team (skills and backlog restrictions its members share)
 #[utoipa::path(post, path = "/api/mind/team", tag = "team", request_body = Team,
-    responses((status = 200, body = Saved), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem)))]
+    responses((status = 200, body = Saved), (status = 400, body = crate::Problem), (status = 403, body = crate::Problem),
+        (status = 404, description = "`id` names no team, or a skill no tag", body = crate::Problem)))]
 async fn save_team(
     State(state): State<ApiState>,
     auth: Auth,
@@ -335,7 +337,7 @@ async fn get_latest(
 ) -> ApiResult<Json<Latest>> {
     let user = auth.require(Permission::UpdateTickets)?;
     // The body is optional.
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    if !crate::extract::is_empty_body(&body) {
         let b: GetLatestBody = crate::extract::parse_json(&body)?;
         if b.preferred_direction
             .as_deref()

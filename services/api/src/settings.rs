@@ -199,7 +199,7 @@ async fn search_settings(
 }
 
 #[derive(Serialize, ToSchema)]
-struct Updated {
+struct SettingsUpdated {
     success: bool,
     /// The names that were changed.
     updated: Vec<String>,
@@ -215,7 +215,7 @@ struct Updated {
     tag = "settings",
     request_body(content = Object, description = "{\"name\": value, ...}"),
     responses(
-        (status = 200, description = "Stored", body = Updated),
+        (status = 200, description = "Stored", body = SettingsUpdated),
         (status = 400, description = "Unknown setting or invalid value", body = crate::Problem),
         (status = 403, description = "Missing updateClientSettings", body = crate::Problem),
     )
@@ -224,11 +224,11 @@ async fn update_settings(
     State(state): State<ApiState>,
     auth: Auth,
     ApiJson(body): ApiJson<BTreeMap<String, Value>>,
-) -> ApiResult<Json<Updated>> {
+) -> ApiResult<Json<SettingsUpdated>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
     if body.is_empty() {
         // Nothing to change is not an error (a client sending its unchanged form).
-        return Ok(Json(Updated {
+        return Ok(Json(SettingsUpdated {
             success: true,
             updated: Vec::new(),
         }));
@@ -274,7 +274,7 @@ async fn update_settings(
     }
     tx.commit().await?;
     announce(&state, updated.iter().map(String::as_str), &user.actor()).await;
-    Ok(Json(Updated {
+    Ok(Json(SettingsUpdated {
         success: true,
         updated,
     }))
@@ -288,7 +288,7 @@ async fn update_settings(
     params(("name" = String, Path, description = "Setting name")),
     request_body(content = Object, description = "The new value as raw JSON (a number, string, boolean, list or object), as in the reference product"),
     responses(
-        (status = 200, description = "Stored", body = Updated),
+        (status = 200, description = "Stored", body = SettingsUpdated),
         (status = 400, description = "Unknown setting or invalid value", body = crate::Problem),
         (status = 403, description = "Missing updateClientSettings", body = crate::Problem),
     )
@@ -298,13 +298,13 @@ async fn put_setting(
     auth: Auth,
     Path(name): Path<String>,
     ApiJson(value): ApiJson<Value>,
-) -> ApiResult<Json<Updated>> {
+) -> ApiResult<Json<SettingsUpdated>> {
     let user = auth.require(Permission::UpdateClientSettings)?;
     let mut tx = state.store.begin().await?;
     settings::set(&mut tx, &name, &value, &user.actor()).await?;
     tx.commit().await?;
     announce(&state, std::iter::once(name.as_str()), &user.actor()).await;
-    Ok(Json(Updated {
+    Ok(Json(SettingsUpdated {
         success: true,
         updated: vec![name],
     }))

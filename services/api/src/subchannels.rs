@@ -43,6 +43,12 @@ async fn list_subchannels(
     crate::extract::ApiQuery(f): crate::extract::ApiQuery<Filter>,
 ) -> ApiResult<Json<List>> {
     auth.require(Permission::ReadTickets)?;
+    if f.id.is_some_and(|id| id < 1) {
+        return Err(crate::error::ApiError::field(
+            "id",
+            "must be a positive integer",
+        ));
+    }
     let channels: Vec<String> = f
         .channels
         .as_deref()
