@@ -32,6 +32,11 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often the connectors re-read the mailbox subchannels (added, changed, removed).
     pub connectors_reload: Duration,
+    /// Messages the outbound stage sends at once (each in its own transaction).
+    pub outbound_concurrency: usize,
+    /// How often outbound looks for replies still queued, and how old they must be.
+    pub outbound_sweep: Duration,
+    pub outbound_sweep_age: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -87,6 +92,9 @@ impl Config {
             stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
             secure_cookies: parsed("COOKIE_SECURE", "false")?,
             connectors_reload: Duration::from_secs(parsed("CONNECTORS_RELOAD_SECS", "5")?),
+            outbound_concurrency: parsed("OUTBOUND_CONCURRENCY", "16")?,
+            outbound_sweep: Duration::from_secs(parsed("OUTBOUND_SWEEP_SECS", "15")?),
+            outbound_sweep_age: Duration::from_secs(parsed("OUTBOUND_SWEEP_AGE_SECS", "60")?),
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod execution;
 pub mod extraction;
 pub mod intents;
 pub mod mail;
+pub mod outbound;
 pub mod quality;
 pub mod reloading;
 pub mod replies;
