@@ -229,6 +229,16 @@ fn mailbox(addr: &str, what: &str) -> Result<Mailbox, SendError> {
         .map_err(|e| SendError::Permanent(format!("{what} address is not valid: {e}")))
 }
 
+/// A msg-id as RFC 5322 writes it: inbound Message-IDs are stored without the angle brackets.
+fn msg_id(id: &str) -> String {
+    let id = id.trim();
+    if id.starts_with('<') && id.ends_with('>') {
+        id.to_owned()
+    } else {
+        format!("<{}>", id.trim_matches(|c| c == '<' || c == '>'))
+    }
+}
+
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
 
 /// The mail of an outbound message: the stored Message-ID, threaded to the customer's message,
@@ -245,7 +255,7 @@ pub fn build_mail(m: &Outgoing, from: &str) -> Result<Message, SendError> {
     let mut b = Message::builder()
         .from(mailbox(from, "sender")?)
         .subject(m.subject.clone().unwrap_or_default())
-        .message_id(Some(message_id))
+        .message_id(Some(msg_id(&message_id)))
         .date_now();
     for to in m.to_addrs.iter().filter(|a| !a.trim().is_empty()) {
         b = b.to(mailbox(to, "recipient")?);
@@ -254,10 +264,16 @@ pub fn build_mail(m: &Outgoing, from: &str) -> Result<Message, SendError> {
         b = b.cc(mailbox(cc, "cc")?);
     }
     if let Some(parent) = m.in_reply_to.as_deref().filter(|p| !p.is_empty()) {
-        b = b.in_reply_to(parent.to_owned());
+        b = b.in_reply_to(msg_id(parent));
     }
-    if !m.references.is_empty() {
-        b = b.references(m.references.join(" "));
+    let references: Vec<String> = m
+        .references
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| msg_id(r))
+        .collect();
+    if !references.is_empty() {
+        b = b.references(references.join(" "));
     }
     if m.is_automated() {
         b = b.raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-replied".to_owned()));
@@ -286,8 +302,8 @@ mod tests {
             subject: Some("Re: Zählerstand [#7]".into()),
             body: "Vielen Dank, wir haben Ihren Zählerstand erhalten.".into(),
             mail_message_id: Some("<reply.abc@stadtwerke.example>".into()),
-            in_reply_to: Some("<in.1@example.com>".into()),
-            references: vec!["<in.0@example.com>".into(), "<in.1@example.com>".into()],
+            in_reply_to: Some("in.1@example.com".into()),
+            references: vec!["in.0@example.com".into(), "<in.1@example.com>".into()],
             channel: Some("email".into()),
             subchannel_id: None,
             intent_id: Some(3),
