@@ -83,7 +83,14 @@ impl Inbox {
     }
 
     /// Delivers a plain-text mail; `message_id` without angle brackets.
-    async fn deliver(&self, stack: &Stack, uid: u32, message_id: &str, from: (&str, &str), body: &str) {
+    async fn deliver(
+        &self,
+        stack: &Stack,
+        uid: u32,
+        message_id: &str,
+        from: (&str, &str),
+        body: &str,
+    ) {
         let raw = format!(
             "From: {} <{}>\r\nTo: {MAILBOX}\r\nSubject: =?utf-8?q?Z=C3=A4hlerstand?=\r\n\
              Message-ID: <{message_id}>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
@@ -148,7 +155,10 @@ async fn ticket_of(stack: &Stack, message_id: &str, timeout: Duration) -> i64 {
         if let Some(t) = t {
             return t;
         }
-        assert!(start.elapsed() < timeout, "mail {message_id} was not ingested");
+        assert!(
+            start.elapsed() < timeout,
+            "mail {message_id} was not ingested"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -309,12 +319,19 @@ async fn dark_replies_person_replies_and_forwards_reach_the_smtp_server() {
         {
             break serde_json::from_slice(&msg.payload).expect("event JSON");
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no SendEmail event");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no SendEmail event"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(event["ticketId"], id, "{event}");
     assert_eq!(event["data"]["messageId"], row.id, "{event}");
-    assert_eq!(event["data"]["to"], json!(["sarah.miller@example.com"]), "{event}");
+    assert_eq!(
+        event["data"]["to"],
+        json!(["sarah.miller@example.com"]),
+        "{event}"
+    );
 
     // b) A person's reply and a forward.
     let (status, r) = post(
@@ -343,12 +360,24 @@ async fn dark_replies_person_replies_and_forwards_reach_the_smtp_server() {
     let mails = sink.wait_for(3, Duration::from_secs(30)).await;
     let m = &mails[2];
     assert_eq!(m["messageId"], f["messageId"], "{m} {f}");
-    assert_eq!(m["rcpt"], json!(["zaehlerwesen@netzbetreiber.example"]), "{m}");
-    assert!(m["subject"].as_str().is_some_and(|s| s.starts_with("Fwd:")), "{m}");
+    assert_eq!(
+        m["rcpt"],
+        json!(["zaehlerwesen@netzbetreiber.example"]),
+        "{m}"
+    );
+    assert!(
+        m["subject"].as_str().is_some_and(|s| s.starts_with("Fwd:")),
+        "{m}"
+    );
     assert!(m["body"]
         .as_str()
         .is_some_and(|b| b.contains("Bitte prüfen.") && b.contains("4321")));
-    assert_eq!(settled(&stack, id, 3, Duration::from_secs(5)).await.send_status, "sent");
+    assert_eq!(
+        settled(&stack, id, 3, Duration::from_secs(5))
+            .await
+            .send_status,
+        "sent"
+    );
 
     // A dark reply the server refuses for good (550): failed, flagged, the closed ticket reopened.
     inbox
@@ -369,7 +398,10 @@ async fn dark_replies_person_replies_and_forwards_reach_the_smtp_server() {
     );
     let t = ticket_json(&stack, rita).await;
     assert!(flagged(&t, "replyNotSent"), "{t}");
-    assert_eq!(t["status"], "open", "dark processing closed it, the failure reopens it: {t}");
+    assert_eq!(
+        t["status"], "open",
+        "dark processing closed it, the failure reopens it: {t}"
+    );
     assert_eq!(t["aiSupportLevel"], "human", "{t}");
     assert_eq!(sink.mails().len(), 3, "nothing more reached the server");
     sink.stop().await;
@@ -389,15 +421,16 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
     stack.extra_env.extend([
         ("SMTP_URL".to_owned(), sink.url()),
         ("SMTP_FROM".to_owned(), MAILBOX.to_owned()),
-        ("STAGE_RETRY_DELAYS_MS".to_owned(), "300,600,1000".to_owned()),
+        (
+            "STAGE_RETRY_DELAYS_MS".to_owned(),
+            "300,600,1000".to_owned(),
+        ),
         ("STAGE_MAX_DELIVER".to_owned(), "30".to_owned()),
     ]);
     for s in ["api", "ingest", "outbound"] {
         stack.start(s).await;
     }
-    let ticket = |from: &str| {
-        json!({"channel": "email", "from": from, "subject": "Abschlag", "body": "Bitte senken Sie meinen Abschlag."})
-    };
+    let ticket = |from: &str| json!({"channel": "email", "from": from, "subject": "Abschlag", "body": "Bitte senken Sie meinen Abschlag."});
     let r: Value = stack
         .post_ticket(&ticket("kunde@example.org"))
         .await
@@ -420,10 +453,16 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
         if o[0].send_attempts >= 3 {
             assert_eq!(o[0].send_status, "queued", "{o:?}");
             assert!(o[0].send_error.is_some(), "{o:?}");
-            println!("SMTP down: {} attempts so far, last error: {:?}", o[0].send_attempts, o[0].send_error);
+            println!(
+                "SMTP down: {} attempts so far, last error: {:?}",
+                o[0].send_attempts, o[0].send_error
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "not retried: {o:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not retried: {o:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sink.start().await;
@@ -451,7 +490,10 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
     assert_eq!(status, 200, "{v}");
     let row = settled(&stack, blocked, 1, Duration::from_secs(30)).await;
     assert_eq!(row.send_status, "failed", "{row:?}");
-    assert_eq!(row.send_attempts, 1, "a permanent failure is not retried: {row:?}");
+    assert_eq!(
+        row.send_attempts, 1,
+        "a permanent failure is not retried: {row:?}"
+    );
     assert!(
         row.send_error.as_deref().is_some_and(|e| e.contains("550")),
         "{row:?}"
@@ -515,7 +557,11 @@ async fn outbound_killed_again_and_again_sends_each_reply_with_one_message_id() 
                 i as u32 + 1,
                 &format!("kill-{i}@example.org"),
                 (&format!("last{i}@example.org"), &format!("Last Kunde {i}")),
-                &meter_text(&format!("1LDG{i:010}"), 1_000 + (i * 7_919) % 89_000, "Last Kunde"),
+                &meter_text(
+                    &format!("1LDG{i:010}"),
+                    1_000 + (i * 7_919) % 89_000,
+                    "Last Kunde",
+                ),
             )
             .await;
     }
@@ -547,19 +593,26 @@ async fn outbound_killed_again_and_again_sends_each_reply_with_one_message_id() 
 
     assert_eq!(
         stack
-            .count("SELECT count(*) FROM messages WHERE direction = 'out' AND send_status <> 'sent'")
+            .count(
+                "SELECT count(*) FROM messages WHERE direction = 'out' AND send_status <> 'sent'"
+            )
             .await,
         0,
         "seed {seed}"
     );
-    let stored: HashMap<i64, String> =
-        sqlx::query_as::<_, (i64, String)>("SELECT ticket_id, mail_message_id FROM messages WHERE direction = 'out'")
-            .fetch_all(stack.store.pool())
-            .await
-            .expect("rows")
-            .into_iter()
-            .collect();
-    assert_eq!(stored.len(), N as usize, "one reply per ticket (seed {seed})");
+    let stored: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+        "SELECT ticket_id, mail_message_id FROM messages WHERE direction = 'out'",
+    )
+    .fetch_all(stack.store.pool())
+    .await
+    .expect("rows")
+    .into_iter()
+    .collect();
+    assert_eq!(
+        stored.len(),
+        N as usize,
+        "one reply per ticket (seed {seed})"
+    );
     let mails = sink.mails();
     let mut per_ticket: HashMap<i64, Vec<String>> = HashMap::new();
     for m in &mails {
@@ -574,15 +627,30 @@ async fn outbound_killed_again_and_again_sends_each_reply_with_one_message_id() 
             .or_default()
             .push(m["messageId"].as_str().unwrap_or_default().to_owned());
     }
-    let distinct: HashSet<&str> = mails.iter().filter_map(|m| m["messageId"].as_str()).collect();
-    assert_eq!(distinct.len(), N as usize, "distinct Message-IDs at the server (seed {seed})");
-    assert_eq!(per_ticket.len(), N as usize, "tickets answered (seed {seed})");
+    let distinct: HashSet<&str> = mails
+        .iter()
+        .filter_map(|m| m["messageId"].as_str())
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        N as usize,
+        "distinct Message-IDs at the server (seed {seed})"
+    );
+    assert_eq!(
+        per_ticket.len(),
+        N as usize,
+        "tickets answered (seed {seed})"
+    );
     for (ticket, ids) in &per_ticket {
         assert!(
             ids.iter().all(|i| i == &ids[0]),
             "ticket {ticket}: a resend changed the Message-ID: {ids:?} (seed {seed})"
         );
-        assert_eq!(stored.get(ticket), Some(&ids[0]), "ticket {ticket} (seed {seed})");
+        assert_eq!(
+            stored.get(ticket),
+            Some(&ids[0]),
+            "ticket {ticket} (seed {seed})"
+        );
     }
     let duplicates = mails.len() - N as usize;
     let extra_attempts = stack

@@ -63,8 +63,12 @@ pub async fn post(
     if status.is_success() {
         Ok(())
     } else if status.is_server_error() || status.as_u16() == 429 {
-        Err(SendError::Transient(format!("chat callback answered {status}")))
+        Err(SendError::Transient(format!(
+            "chat callback answered {status}"
+        )))
     } else {
-        Err(SendError::Permanent(format!("chat callback answered {status}")))
+        Err(SendError::Permanent(format!(
+            "chat callback answered {status}"
+        )))
     }
 }

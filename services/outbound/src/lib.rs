@@ -162,13 +162,10 @@ impl Outbound {
         // Machine mail (out-of-office, bounces, auto_programmatic tickets) is never answered
         // automatically: that is how reply loops start.
         if m.is_automated() && !m.is_forward() {
-            let machine = m
-                .answers_auto_reply
-                .clone()
-                .or_else(|| {
-                    (m.ticket_spam_status.as_deref() == Some("auto_programmatic"))
-                        .then(|| "auto_programmatic".to_owned())
-                });
+            let machine = m.answers_auto_reply.clone().or_else(|| {
+                (m.ticket_spam_status.as_deref() == Some("auto_programmatic"))
+                    .then(|| "auto_programmatic".to_owned())
+            });
             if let Some(kind) = machine {
                 let reason = format!(
                     "the customer's message is machine mail ({kind}): an automatic reply is never sent to it"
@@ -220,8 +217,10 @@ impl Outbound {
                 metrics::counter!("switchyard_outbound_sent_total", "channel" => channel)
                     .increment(1);
                 tracing::info!(attempt, resend, channel, "sent");
-                Ok(done(json!({"result": "sent", "channel": channel, "attempt": attempt,
-                               "resend": resend, "mailMessageId": m.mail_message_id})))
+                Ok(done(
+                    json!({"result": "sent", "channel": channel, "attempt": attempt,
+                               "resend": resend, "mailMessageId": m.mail_message_id}),
+                ))
             }
             Err(SendError::Transient(e)) if attempt < self.config.max_attempts => {
                 if let Err(store) =
@@ -283,19 +282,18 @@ impl Outbound {
             })));
         }
         let mailbox = sub.as_ref().filter(|s| s.channel == "email");
-        let target = match mailbox.map(|s| SmtpTarget::from_subchannel(&s.data, &s.secrets)) {
-            Some(Err(e)) => return Ok(Err(e)),
-            Some(Ok(Some(t))) => t,
-            _ => match &self.config.smtp_url {
-                Some(url) => SmtpTarget::Url(url.clone()),
-                None => {
-                    return Ok(Err(SendError::Permanent(
+        let target =
+            match mailbox.map(|s| SmtpTarget::from_subchannel(&s.data, &s.secrets)) {
+                Some(Err(e)) => return Ok(Err(e)),
+                Some(Ok(Some(t))) => t,
+                _ => match &self.config.smtp_url {
+                    Some(url) => SmtpTarget::Url(url.clone()),
+                    None => return Ok(Err(SendError::Permanent(
                         "no SMTP server configured: neither the mailbox's smtpHost nor SMTP_URL"
                             .into(),
-                    )))
-                }
-            },
-        };
+                    ))),
+                },
+            };
         let from = m
             .from_addr
             .clone()
@@ -328,8 +326,7 @@ impl Outbound {
         attempts: i32,
     ) -> Result<Value, StageError> {
         tracing::warn!(reason, attempts, "reply not sent; flagged for a person");
-        metrics::counter!("switchyard_outbound_failures_total", "kind" => "permanent")
-            .increment(1);
+        metrics::counter!("switchyard_outbound_failures_total", "kind" => "permanent").increment(1);
         outbound::mark_failed(cx.conn(), m.id, reason).await?;
         let actor = cx.actor().to_owned();
         let flag = ProcessingFlag {

@@ -98,7 +98,9 @@ impl SmtpTarget {
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .and_then(|p| u16::try_from(p).ok())
-                .ok_or_else(|| SendError::Permanent(format!("subchannel smtpPort {v} is not a port")))?,
+                .ok_or_else(|| {
+                    SendError::Permanent(format!("subchannel smtpPort {v} is not a port"))
+                })?,
         };
         let user = data
             .get("smtpUser")
@@ -137,7 +139,10 @@ impl SmtpTarget {
         format!("{:x}", h.finish())
     }
 
-    fn transport(&self, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+    fn transport(
+        &self,
+        timeout: Duration,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
         let builder = match self {
             SmtpTarget::Url(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                 .map_err(|e| SendError::Permanent(format!("SMTP_URL: {e}")))?,
@@ -188,7 +193,10 @@ impl Mailer {
         }
     }
 
-    fn transport(&self, target: &SmtpTarget) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+    fn transport(
+        &self,
+        target: &SmtpTarget,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
         let key = target.cache_key();
         let mut cache = self
             .transports
@@ -324,9 +332,15 @@ mod tests {
     fn a_dark_reply_is_threaded_and_marked_automatic() {
         let m = build_mail(&outgoing(), "service@stadtwerke.example").expect("mail");
         let t = text(&m);
-        assert!(t.contains("Message-ID: <reply.abc@stadtwerke.example>"), "{t}");
+        assert!(
+            t.contains("Message-ID: <reply.abc@stadtwerke.example>"),
+            "{t}"
+        );
         assert!(t.contains("In-Reply-To: <in.1@example.com>"), "{t}");
-        assert!(t.contains("References: <in.0@example.com> <in.1@example.com>"), "{t}");
+        assert!(
+            t.contains("References: <in.0@example.com> <in.1@example.com>"),
+            "{t}"
+        );
         assert!(t.contains("Auto-Submitted: auto-replied"), "{t}");
     }
 
@@ -362,16 +376,35 @@ mod tests {
         )
         .expect("valid")
         .expect("configured");
-        let SmtpTarget::Server { host, port, tls, user, password } = &t else {
+        let SmtpTarget::Server {
+            host,
+            port,
+            tls,
+            user,
+            password,
+        } = &t
+        else {
             panic!("server expected");
         };
-        assert_eq!((host.as_str(), *port, *tls), ("mail.example", 2525, TlsMode::None));
-        assert_eq!((user.as_deref(), password.as_deref()), (Some("u"), Some("p")));
+        assert_eq!(
+            (host.as_str(), *port, *tls),
+            ("mail.example", 2525, TlsMode::None)
+        );
+        assert_eq!(
+            (user.as_deref(), password.as_deref()),
+            (Some("u"), Some("p"))
+        );
         assert_eq!(format!("{t:?}"), "mail.example:2525 (None)");
-        assert!(SmtpTarget::from_subchannel(&json!({"imapHost": "x"}), &json!({}))
-            .expect("valid")
-            .is_none());
-        assert!(SmtpTarget::from_subchannel(&json!({"smtpHost": "x", "smtpTls": "maybe"}), &json!({})).is_err());
+        assert!(
+            SmtpTarget::from_subchannel(&json!({"imapHost": "x"}), &json!({}))
+                .expect("valid")
+                .is_none()
+        );
+        assert!(SmtpTarget::from_subchannel(
+            &json!({"smtpHost": "x", "smtpTls": "maybe"}),
+            &json!({})
+        )
+        .is_err());
         let SmtpTarget::Server { port, .. } =
             SmtpTarget::from_subchannel(&json!({"smtpHost": "x", "smtpTls": "tls"}), &json!({}))
                 .expect("valid")
