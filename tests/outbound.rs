@@ -426,6 +426,8 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
             "300,600,1000".to_owned(),
         ),
         ("STAGE_MAX_DELIVER".to_owned(), "30".to_owned()),
+        // The other tests' ai stages may keep the cores busy: wait for ingest's answer.
+        ("API_REPLY_TIMEOUT_MS".to_owned(), "30000".to_owned()),
     ]);
     for s in ["api", "ingest", "outbound"] {
         stack.start(s).await;
@@ -437,7 +439,9 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
         .json()
         .await
         .expect("ticket");
-    let id = r["id"].as_i64().expect("ticket id");
+    let id = r["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no ticket id: {r}"));
     let (status, reply) = post(
         &stack,
         &format!("/api/mind/ticket/{id}/conversation/reply"),
@@ -480,7 +484,9 @@ async fn a_down_smtp_server_is_retried_and_a_550_fails_the_reply() {
         .json()
         .await
         .expect("ticket");
-    let blocked = r["id"].as_i64().expect("ticket id");
+    let blocked = r["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no ticket id: {r}"));
     let (status, v) = post(
         &stack,
         &format!("/api/mind/ticket/{blocked}/conversation/reply"),
