@@ -34,6 +34,11 @@ pub struct Config {
     pub connectors_reload: Duration,
     /// How often the API deletes closed tickets past `retentionDaysClosedTickets`.
     pub retention_scan: Duration,
+    /// Messages the outbound stage sends at once (each in its own transaction).
+    pub outbound_concurrency: usize,
+    /// How often outbound looks for replies still queued, and how old they must be.
+    pub outbound_sweep: Duration,
+    pub outbound_sweep_age: Duration,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -90,6 +95,9 @@ impl Config {
             secure_cookies: parsed("COOKIE_SECURE", "false")?,
             connectors_reload: Duration::from_secs(parsed("CONNECTORS_RELOAD_SECS", "5")?),
             retention_scan: Duration::from_secs(parsed("RETENTION_SCAN_SECS", "600")?),
+            outbound_concurrency: parsed("OUTBOUND_CONCURRENCY", "16")?,
+            outbound_sweep: Duration::from_secs(parsed("OUTBOUND_SWEEP_SECS", "15")?),
+            outbound_sweep_age: Duration::from_secs(parsed("OUTBOUND_SWEEP_AGE_SECS", "60")?),
         })
     }
 }

@@ -26,16 +26,18 @@ pub enum Service {
     Router,
     Autoexecute,
     Connectors,
+    Outbound,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Api,
         Service::Ingest,
         Service::Ai,
         Service::Router,
         Service::Autoexecute,
         Service::Connectors,
+        Service::Outbound,
     ];
 
     fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Service {
             Service::Router => "router",
             Service::Autoexecute => "autoexecute",
             Service::Connectors => "connectors",
+            Service::Outbound => "outbound",
         }
     }
 
@@ -57,6 +60,7 @@ impl Service {
             Service::Router => 9103,
             Service::Autoexecute => 9104,
             Service::Connectors => 9105,
+            Service::Outbound => 9106,
         }
     }
 }
@@ -278,6 +282,39 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                     config,
                     stop,
                 )
+            }
+            Service::Outbound => {
+                // The attempt counter commits on connections of its own while the stage's
+                // transaction holds one of the main pool during the send.
+                let attempts = Store::connect(&cfg.database_url, 2)
+                    .await
+                    .context("connecting to PostgreSQL for outbound's attempt counter")?;
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .context("HTTP client for chat replies")?;
+                let outbound = switchyard_outbound::Outbound::new(
+                    attempts,
+                    http,
+                    switchyard_outbound::OutboundConfig::from_env(
+                        i32::try_from(cfg.max_deliver).unwrap_or(5),
+                    ),
+                );
+                let (s, b, st) = (store.clone(), bus.clone(), stop.clone());
+                let (every, age) = (cfg.outbound_sweep, cfg.outbound_sweep_age);
+                tasks.spawn(async move {
+                    switchyard_outbound::run_sweeper(s, b, every, age, st).await;
+                    Ok(())
+                });
+                // One message per transaction, and one try per delivery: every try is counted
+                // before the mail leaves, and the runtime's backoff spaces the retries.
+                let config = StageConfig {
+                    batch_size: 1,
+                    concurrency: cfg.outbound_concurrency,
+                    in_process_retry: Duration::ZERO,
+                    ..config
+                };
+                spawn_stage(&mut tasks, outbound, deps, config, stop)
             }
             Service::Api => {}
         }

@@ -204,6 +204,8 @@ ensure_packages() {
     command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
     command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 || pkgs+=(postgresql-client)
     command -v pdftotext >/dev/null 2>&1 || pkgs+=(poppler-utils)   # PDF attachments
+    # The SMTP server of the outbound tests and the demo (tests/support/smtp_sink.py).
+    /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || pkgs+=(python3-aiosmtpd)
     if ! tcp_open "$pg_host" "$pg_port" && ! _pg_server_installed; then
         pkgs+=(postgresql)
     fi

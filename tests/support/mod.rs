@@ -13,7 +13,12 @@ use switchyard_domain::Role;
 use switchyard_store::{auth, Store};
 use tokio::process::{Child, Command};
 
+/// The stages every ticket passes (its activity lists them in this order).
 pub const STAGES: [&str; 4] = ["ingest", "ai", "router", "autoexecute"];
+
+/// Every pipeline worker, outbound included: it only runs for tickets that got a reply, so it is
+/// not in `STAGES`.
+pub const WORKERS: [&str; 5] = ["ingest", "ai", "router", "autoexecute", "outbound"];
 
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -380,4 +385,120 @@ pub fn mail(i: usize) -> Value {
         "subject": format!("Zählerstand {i}"),
         "body": format!("<p>Guten Tag,</p><p>mein Zählerstand ist {} kWh.</p>", 10_000 + i),
     })
+}
+
+/// The Python with Debian's `python3-aiosmtpd` (`SMTP_SINK_PYTHON` overrides): a pyenv or venv
+/// `python3` earlier on PATH may not have it.
+fn sink_python() -> String {
+    if let Ok(p) = std::env::var("SMTP_SINK_PYTHON") {
+        return p;
+    }
+    for p in ["/usr/bin/python3", "python3"] {
+        let ok = std::process::Command::new(p)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return p.to_owned();
+        }
+    }
+    panic!("no python3 with aiosmtpd (apt-get install python3-aiosmtpd; deploy/local/lib.sh ensure_packages does)");
+}
+
+/// A real SMTP server (`tests/support/smtp_sink.py`, aiosmtpd) writing each received mail as a
+/// JSON line.
+pub struct SmtpSink {
+    pub port: u16,
+    pub file: std::path::PathBuf,
+    reject: Vec<String>,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// A port nothing listens on yet, and the file the sink will write; `start` brings it up.
+    pub fn new(dir: &std::path::Path, name: &str, reject: &[&str]) -> SmtpSink {
+        let port = free_addr()
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("free port");
+        SmtpSink {
+            port,
+            file: dir.join(format!("{name}.jsonl")),
+            reject: reject.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.file.with_extension("log"))
+            .expect("sink log");
+        let child = Command::new(sink_python())
+            .arg(script)
+            .args(["--port", &self.port.to_string()])
+            .arg("--out")
+            .arg(&self.file)
+            .args(["--reject", &self.reject.join(",")])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start smtp_sink.py");
+        self.child = Some(child);
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "SMTP sink on port {} did not come up",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Every mail received so far, in order.
+    pub fn mails(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("sink JSON line"))
+            .collect()
+    }
+
+    /// Waits until at least `n` mails arrived; returns them all.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let m = self.mails();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{} of {n} mails arrived at the SMTP sink within {timeout:?}",
+                m.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod extraction;
 pub mod intents;
 pub mod mail;
 pub mod oauth;
+pub mod outbound;
 pub mod privacy;
 pub mod quality;
 pub mod reloading;

@@ -85,7 +85,9 @@ pub async fn set_progress(
 }
 
 /// The ticket of the newest stored message whose Message-ID is one of `ids` (In-Reply-To and
-/// References of a reply), preferring the reply's own subchannel.
+/// References of a reply), preferring the reply's own subchannel. Inbound Message-IDs are stored
+/// without angle brackets, the ones outbound fixes for its replies with them (`<reply.…@…>`):
+/// both forms match.
 pub async fn find_thread(
     conn: &mut PgConnection,
     subchannel_id: Option<i64>,
@@ -94,11 +96,15 @@ pub async fn find_thread(
     if ids.is_empty() {
         return Ok(None);
     }
+    let ids: Vec<String> = ids
+        .iter()
+        .flat_map(|i| [i.clone(), format!("<{i}>")])
+        .collect();
     Ok(sqlx::query_scalar(
         "SELECT ticket_id FROM messages WHERE mail_message_id = ANY($1)
           ORDER BY (subchannel_id IS NOT DISTINCT FROM $2) DESC, id DESC LIMIT 1",
     )
-    .bind(ids)
+    .bind(&ids)
     .bind(subchannel_id)
     .fetch_optional(conn)
     .await?)
