@@ -32,6 +32,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often the connectors re-read the mailbox subchannels (added, changed, removed).
     pub connectors_reload: Duration,
+    /// Events the hooks service handles at once per replica.
+    pub hooks_concurrency: usize,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -87,6 +89,7 @@ impl Config {
             stats_refresh: Duration::from_secs(parsed("STATS_REFRESH_SECS", "5")?),
             secure_cookies: parsed("COOKIE_SECURE", "false")?,
             connectors_reload: Duration::from_secs(parsed("CONNECTORS_RELOAD_SECS", "5")?),
+            hooks_concurrency: parsed("HOOKS_CONCURRENCY", "16")?,
         })
     }
 }

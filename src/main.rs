@@ -32,6 +32,8 @@ enum Command {
     Autoexecute,
     /// The mailbox connectors (one IMAP poller per enabled mailbox subchannel).
     Connectors,
+    /// The event hooks: records every event and runs the configured webhooks and scripts.
+    Hooks,
     /// Every service in one process (the simplest local setup).
     All,
     /// Applies the database migrations and exits.
@@ -59,6 +61,7 @@ async fn main() -> Result<()> {
         Command::Router => run::services(&cfg, &[run::Service::Router]).await,
         Command::Autoexecute => run::services(&cfg, &[run::Service::Autoexecute]).await,
         Command::Connectors => run::services(&cfg, &[run::Service::Connectors]).await,
+        Command::Hooks => run::services(&cfg, &[run::Service::Hooks]).await,
         Command::All => run::services(&cfg, &run::Service::ALL).await,
     }
 }

@@ -26,16 +26,18 @@ pub enum Service {
     Router,
     Autoexecute,
     Connectors,
+    Hooks,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] = [
+    pub const ALL: [Service; 7] = [
         Service::Api,
         Service::Ingest,
         Service::Ai,
         Service::Router,
         Service::Autoexecute,
         Service::Connectors,
+        Service::Hooks,
     ];
 
     fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Service {
             Service::Router => "router",
             Service::Autoexecute => "autoexecute",
             Service::Connectors => "connectors",
+            Service::Hooks => "hooks",
         }
     }
 
@@ -57,6 +60,7 @@ impl Service {
             Service::Router => 9103,
             Service::Autoexecute => 9104,
             Service::Connectors => 9105,
+            Service::Hooks => 9107,
         }
     }
 }
@@ -128,6 +132,30 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
     .await
     .context("connecting to NATS (NATS_URL)")?;
     bus.ensure_streams().await.context("creating streams")?;
+
+    // Scripts (hooks, agents' sourceCode executors) call the REST API with a service token.
+    let service_token = if which
+        .iter()
+        .any(|s| matches!(s, Service::Hooks | Service::Autoexecute))
+    {
+        Some(service_token(&store, name, &cfg.replica).await?)
+    } else {
+        None
+    };
+    let sandbox = match &service_token {
+        Some(token) => Some(
+            switchyard_script::Sandbox::new(switchyard_script::Limits::default()).with_host(
+                switchyard_script::Host::new(
+                    &api_url(cfg),
+                    &token.value,
+                    tokio::runtime::Handle::current(),
+                )
+                .map_err(anyhow::Error::msg)
+                .context("script host")?,
+            ),
+        ),
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let health = Health::new();
@@ -250,7 +278,9 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                         .timeout(Duration::from_secs(15))
                         .build()
                         .context("HTTP client for ERP calls")?,
-                    scripts: None,
+                    scripts: sandbox.clone().map(|s| {
+                        Arc::new(s) as Arc<dyn switchyard_autoexecute::ScriptRunner>
+                    }),
                 });
                 let (b, s, e, r) = (
                     bus.clone(),
@@ -279,11 +309,30 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                     stop,
                 )
             }
+            Service::Hooks => {
+                let hooks = Arc::new(switchyard_hooks::Hooks {
+                    store: store.clone(),
+                    bus: bus.clone(),
+                    sandbox: sandbox.clone().context("script sandbox")?,
+                    http: reqwest::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .context("HTTP client for webhooks")?,
+                    config: switchyard_hooks::HooksConfig {
+                        concurrency: cfg.hooks_concurrency,
+                        ..Default::default()
+                    },
+                });
+                tasks.spawn(switchyard_hooks::run(hooks, health.clone(), stop));
+            }
             Service::Api => {}
         }
     }
 
-    if workers.iter().any(|w| *w != Service::Connectors) {
+    if workers
+        .iter()
+        .any(|w| !matches!(w, Service::Connectors | Service::Hooks))
+    {
         tasks.spawn(switchyard_stage::run_backstop(deps.clone(), stop_rx.clone()).map(Ok));
     }
 
@@ -313,6 +362,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 .context("computing ticket stats")?
             },
             reply_timeout: cfg.api_reply_timeout,
+            self_url: api_url(cfg),
         };
         let api_health = if workers.is_empty() {
             health.clone()
@@ -369,7 +419,62 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             tracing::warn!(error = format!("{e:#}"), "service ended with an error");
         }
     }
+    if let Some(token) = service_token.filter(|t| t.created) {
+        if let Ok(mut conn) = store.pool().acquire().await {
+            let _ = auth::revoke_token(&mut conn, &token.value).await;
+        }
+    }
     Ok(())
+}
+
+/// Where scripts reach the REST API: `SWITCHYARD_API_URL`, else this installation's `API_ADDR`.
+fn api_url(cfg: &Config) -> String {
+    match std::env::var("SWITCHYARD_API_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            let addr = cfg.api_addr;
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    }
+}
+
+/// The token scripts call the API with.
+struct ServiceToken {
+    value: String,
+    /// Created by this process (revoked when it stops), not given in `SWITCHYARD_SERVICE_TOKEN`.
+    created: bool,
+}
+
+/// `SWITCHYARD_SERVICE_TOKEN`, or a new admin token of the service user for this process.
+async fn service_token(store: &Store, service: &str, replica: &str) -> Result<ServiceToken> {
+    if let Ok(t) = std::env::var("SWITCHYARD_SERVICE_TOKEN") {
+        if !t.is_empty() {
+            return Ok(ServiceToken {
+                value: t,
+                created: false,
+            });
+        }
+    }
+    let mut tx = store.begin().await?;
+    let user = auth::create_user(
+        &mut tx,
+        "service@switchyard.local",
+        Role::Admin,
+        "Switchyard",
+        "Service",
+    )
+    .await?;
+    let value = auth::create_token(&mut tx, user, &format!("{service}@{replica}")).await?;
+    tx.commit().await?;
+    Ok(ServiceToken {
+        value,
+        created: true,
+    })
 }
 
 /// The object store of raw mails and attachments (`OBJECT_STORE_URL`).

@@ -13,6 +13,7 @@ mod dlq;
 mod error;
 mod execution;
 mod extract;
+mod hooks;
 pub mod quality;
 mod routing;
 mod settings;
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub reply_timeout: Duration,
     /// Attachments' bytes (`GET /api/mind/attachment/{id}`).
     pub objects: switchyard_objects::Objects,
+    /// This API's own base URL (`http://127.0.0.1:8080`): where UDF scripts' API calls go.
+    pub self_url: String,
 }
 
 #[derive(OpenApi)]
@@ -156,6 +159,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(attachments::routes())
         .merge(execution::routes())
         .merge(conversation::routes())
+        .merge(hooks::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)
@@ -277,6 +281,11 @@ mod tests {
             "/api/mind/intent/{id}/execute",
             "/api/mind/ticket/{ticketId}/conversation/reply",
             "/api/mind/ticket/{ticketId}/forward",
+            "/api/mind/settings/event-hook",
+            "/api/mind/settings/event-hook/{id}",
+            "/api/mind/event/search",
+            "/api/mind/event/getEventTypes",
+            "/api/mind/executor/execute/{name}",
         ] {
             assert!(doc.paths.paths.contains_key(path), "{path} not documented");
         }

@@ -18,10 +18,8 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
 use switchyard_domain::AiAgent;
 use switchyard_store::execution::{
     self, ContractChange, ContractFacts, IntentRow, Origin, TicketFacts,
@@ -409,16 +407,7 @@ pub async fn run_builtin(
     })
 }
 
-/// The signature header value of an outgoing call: `sha256=<hex>` over `<timestamp>.<body>`.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+pub use switchyard_domain::signing::sign;
 
 fn render(template: &str, data: &Value) -> Result<String, ActionError> {
     let mut hb = handlebars::Handlebars::new();
@@ -666,13 +655,5 @@ mod tests {
             Executor::Builtin(Builtin::ChangeIban).action(),
             "changeIban"
         );
-    }
-
-    #[test]
-    fn signatures_cover_timestamp_and_body() {
-        let a = sign("k", 1, b"{}");
-        assert!(a.starts_with("sha256="));
-        assert_ne!(a, sign("k", 2, b"{}"));
-        assert_ne!(a, sign("other", 1, b"{}"));
     }
 }
