@@ -179,7 +179,7 @@ async fn search_events(
 #[serde(rename_all = "camelCase")]
 struct EventTypes {
     success: bool,
-    event_types: Vec<&'static str>,
+    event_types: Vec<String>,
 }
 
 /// Get the event types a hook can subscribe to
@@ -189,7 +189,7 @@ async fn event_types(auth: Auth) -> ApiResult<Json<EventTypes>> {
     auth.require(Permission::ReadTickets)?;
     Ok(Json(EventTypes {
         success: true,
-        event_types: hooks::EVENT_TYPES.to_vec(),
+        event_types: hooks::EVENT_TYPES.iter().map(|s| (*s).to_owned()).collect(),
     }))
 }
 
