@@ -278,9 +278,9 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                         .timeout(Duration::from_secs(15))
                         .build()
                         .context("HTTP client for ERP calls")?,
-                    scripts: sandbox.clone().map(|s| {
-                        Arc::new(s) as Arc<dyn switchyard_autoexecute::ScriptRunner>
-                    }),
+                    scripts: sandbox
+                        .clone()
+                        .map(|s| Arc::new(s) as Arc<dyn switchyard_autoexecute::ScriptRunner>),
                 });
                 let (b, s, e, r) = (
                     bus.clone(),

@@ -48,11 +48,7 @@ async fn add_hook(stack: &Stack, hook: Value) -> i64 {
 /// The processes a hook test needs: the pipeline and the hooks service.
 async fn hooks_stack(name: &str) -> Stack {
     let mut stack = Stack::new(name).await;
-    for s in ["api"]
-        .into_iter()
-        .chain(support::STAGES)
-        .chain(["hooks"])
-    {
+    for s in ["api"].into_iter().chain(support::STAGES).chain(["hooks"]) {
         stack.start(s).await;
     }
     stack
@@ -152,9 +148,7 @@ async fn a_webhook_receives_the_event_signed() {
     let seen = calls.lock().await.clone();
     let (headers, body) = seen
         .iter()
-        .find(|(_, b)| {
-            serde_json::from_str::<Value>(b).is_ok_and(|v| v["data"]["ticketId"] == id)
-        })
+        .find(|(_, b)| serde_json::from_str::<Value>(b).is_ok_and(|v| v["data"]["ticketId"] == id))
         .expect("the ticket's event was posted");
     let ts = headers["x-switchyard-timestamp"]
         .to_str()
@@ -448,7 +442,10 @@ async fn hook_and_udf_endpoints() {
             &stack.admin_token,
         )
         .await;
-    assert_eq!(all["userDefinedFunctions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        all["userDefinedFunctions"].as_array().map(Vec::len),
+        Some(2)
+    );
 
     let (status, r) = post(
         &stack,
@@ -462,7 +459,10 @@ async fn hook_and_udf_endpoints() {
         (r["result"]["gross"].as_f64().unwrap_or_default() - 119.0).abs() < 1e-9,
         "{r}"
     );
-    assert!(r["result"]["eventTypes"].as_i64().is_some_and(|n| n > 10), "{r}");
+    assert!(
+        r["result"]["eventTypes"].as_i64().is_some_and(|n| n > 10),
+        "{r}"
+    );
     // A private UDF is for admins only; a failing one is a 422 with its reason.
     let (status, _) = send(
         &stack,

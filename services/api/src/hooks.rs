@@ -85,7 +85,12 @@ async fn create_hook(
 ) -> ApiResult<Json<Created>> {
     let user = auth.require(Permission::EventHooks)?;
     hooks::validate_hook(&body)?;
-    if let Some(code) = body.executor.code.as_deref().filter(|_| body.executor.kind == "script") {
+    if let Some(code) = body
+        .executor
+        .code
+        .as_deref()
+        .filter(|_| body.executor.kind == "script")
+    {
         check_code("executor.code", code)?;
     }
     let mut tx = state.store.begin().await?;
@@ -348,7 +353,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
 }

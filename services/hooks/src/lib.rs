@@ -205,7 +205,9 @@ impl Hooks {
             }
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), event = %event.name, "event not recorded; retrying later");
-                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                let _ = msg
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                    .await;
             }
         }
     }
@@ -251,7 +253,8 @@ impl Hooks {
         let result = match hook_type(hook) {
             "webhook" => {
                 let url = hook.executor["url"].as_str().unwrap_or_default();
-                let body = json!({"event": event.name, "ticketId": event.ticket_id, "data": event.data});
+                let body =
+                    json!({"event": event.name, "ticketId": event.ticket_id, "data": event.data});
                 let idem = format!("switchyard-event-{record}-hook-{}", hook.id);
                 let (res, attempts) = self
                     .webhook(url, hook.secret.as_deref(), &body, &idem)
@@ -260,11 +263,13 @@ impl Hooks {
                 res
             }
             "script" => {
-                let code = hook.executor["code"].as_str().unwrap_or_default().to_owned();
+                let code = hook.executor["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let sandbox = self.sandbox.clone();
                 let input = event.data.clone();
-                match tokio::task::spawn_blocking(move || sandbox.run_logged(&code, input)).await
-                {
+                match tokio::task::spawn_blocking(move || sandbox.run_logged(&code, input)).await {
                     Ok(Ok(o)) => {
                         if !o.logs.is_empty() {
                             out["logs"] = json!(o.logs);
@@ -326,7 +331,10 @@ impl Hooks {
                     let answer = serde_json::from_str::<Value>(&text)
                         .unwrap_or_else(|_| json!(text.chars().take(2000).collect::<String>()));
                     if status.is_success() {
-                        return (Ok(json!({"status": status.as_u16(), "body": answer})), attempt);
+                        return (
+                            Ok(json!({"status": status.as_u16(), "body": answer})),
+                            attempt,
+                        );
                     }
                     last = format!("answered {status}");
                     if !(status.is_server_error() || status.as_u16() == 429) {

@@ -341,7 +341,11 @@ impl Sandbox {
         {
             let call = call.clone();
             engine.register_fn("api_post", move |path: &str| {
-                call(reqwest::Method::POST, path, Some(Value::Object(Default::default())))
+                call(
+                    reqwest::Method::POST,
+                    path,
+                    Some(Value::Object(Default::default())),
+                )
             });
         }
         {
@@ -464,12 +468,17 @@ mod tests {
         assert!(matches!(err, ScriptError::Memory(_)), "{err}");
         // Rhai does not measure a map on index assignment: the operations limit ends this one.
         let err = sandbox()
-            .run(r#"let m = #{}; let i = 0; loop { m["k" + i] = i; i += 1; }"#, json!({}))
+            .run(
+                r#"let m = #{}; let i = 0; loop { m["k" + i] = i; i += 1; }"#,
+                json!({}),
+            )
             .expect_err("stopped");
         assert!(
             matches!(
                 err,
-                ScriptError::Memory(_) | ScriptError::TooManyOperations(_) | ScriptError::Timeout(_)
+                ScriptError::Memory(_)
+                    | ScriptError::TooManyOperations(_)
+                    | ScriptError::Timeout(_)
             ),
             "{err}"
         );
@@ -514,7 +523,8 @@ mod tests {
             let mut buf = vec![0u8; 4096];
             let n = s.read(&mut buf).expect("read");
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let body = r#"{"success":true,"intents":[{"code":"a","status":"ready","aiAgentId":4}]}"#;
+            let body =
+                r#"{"success":true,"intents":[{"code":"a","status":"ready","aiAgentId":4}]}"#;
             let _ = write!(
                 s,
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -523,16 +533,24 @@ mod tests {
             req
         });
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let host = Host::new(&format!("http://{addr}"), "sy_secret", rt.handle().clone())
-            .expect("host");
+        let host =
+            Host::new(&format!("http://{addr}"), "sy_secret", rt.handle().clone()).expect("host");
         let sb = sandbox().with_host(host);
         let v = sb
-            .run("intents(input.ticketId).map(|i| i.aiAgentId)", json!({"ticketId": 12}))
+            .run(
+                "intents(input.ticketId).map(|i| i.aiAgentId)",
+                json!({"ticketId": 12}),
+            )
             .expect("runs");
         assert_eq!(v, json!([4]));
         let req = server.join().expect("server");
-        assert!(req.starts_with("GET /api/mind/intent/byTicketId/12 "), "{req}");
-        assert!(req.to_lowercase().contains("authorization: bearer sy_secret"));
+        assert!(
+            req.starts_with("GET /api/mind/intent/byTicketId/12 "),
+            "{req}"
+        );
+        assert!(req
+            .to_lowercase()
+            .contains("authorization: bearer sy_secret"));
         let err = sb
             .run(r#"api_get("@evil.example/")"#, json!({}))
             .expect_err("relative paths only");

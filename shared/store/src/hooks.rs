@@ -308,13 +308,14 @@ pub async fn search_events(
 ) -> Result<(Vec<EventRecord>, i64)> {
     let filter = "($1::text IS NULL OR type = $1) AND ($2::bigint IS NULL OR ticket_id = $2)
                   AND ($3::text IS NULL OR status = $3)";
-    let total: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM event_records WHERE {filter}"))
-            .bind(kind)
-            .bind(ticket_id)
-            .bind(status)
-            .fetch_one(&mut *conn)
-            .await?;
+    let total: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM event_records WHERE {filter}"
+    ))
+    .bind(kind)
+    .bind(ticket_id)
+    .bind(status)
+    .fetch_one(&mut *conn)
+    .await?;
     let rows = sqlx::query_as(&format!(
         "SELECT id, type AS kind, ticket_id, status, data, outcome, hook_outcome, created_at,
                 duration_ms
