@@ -39,6 +39,8 @@ pub struct Config {
     /// How often outbound looks for replies still queued, and how old they must be.
     pub outbound_sweep: Duration,
     pub outbound_sweep_age: Duration,
+    /// Events the hooks service handles at once per replica.
+    pub hooks_concurrency: usize,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -98,6 +100,7 @@ impl Config {
             outbound_concurrency: parsed("OUTBOUND_CONCURRENCY", "16")?,
             outbound_sweep: Duration::from_secs(parsed("OUTBOUND_SWEEP_SECS", "15")?),
             outbound_sweep_age: Duration::from_secs(parsed("OUTBOUND_SWEEP_AGE_SECS", "60")?),
+            hooks_concurrency: parsed("HOOKS_CONCURRENCY", "16")?,
         })
     }
 }

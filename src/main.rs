@@ -34,6 +34,8 @@ enum Command {
     Connectors,
     /// The outbound stage worker (sends replies over SMTP and to chat callbacks).
     Outbound,
+    /// The event hooks: records every event and runs the configured webhooks and scripts.
+    Hooks,
     /// Every service in one process (the simplest local setup).
     All,
     /// Applies the database migrations and exits.
@@ -62,6 +64,7 @@ async fn main() -> Result<()> {
         Command::Autoexecute => run::services(&cfg, &[run::Service::Autoexecute]).await,
         Command::Connectors => run::services(&cfg, &[run::Service::Connectors]).await,
         Command::Outbound => run::services(&cfg, &[run::Service::Outbound]).await,
+        Command::Hooks => run::services(&cfg, &[run::Service::Hooks]).await,
         Command::All => run::services(&cfg, &run::Service::ALL).await,
     }
 }

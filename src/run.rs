@@ -27,10 +27,11 @@ pub enum Service {
     Autoexecute,
     Connectors,
     Outbound,
+    Hooks,
 }
 
 impl Service {
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Api,
         Service::Ingest,
         Service::Ai,
@@ -38,6 +39,7 @@ impl Service {
         Service::Autoexecute,
         Service::Connectors,
         Service::Outbound,
+        Service::Hooks,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Service {
             Service::Autoexecute => "autoexecute",
             Service::Connectors => "connectors",
             Service::Outbound => "outbound",
+            Service::Hooks => "hooks",
         }
     }
 
@@ -61,6 +64,7 @@ impl Service {
             Service::Autoexecute => 9104,
             Service::Connectors => 9105,
             Service::Outbound => 9106,
+            Service::Hooks => 9107,
         }
     }
 }
@@ -132,6 +136,30 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
     .await
     .context("connecting to NATS (NATS_URL)")?;
     bus.ensure_streams().await.context("creating streams")?;
+
+    // Scripts (hooks, agents' sourceCode executors) call the REST API with a service token.
+    let service_token = if which
+        .iter()
+        .any(|s| matches!(s, Service::Hooks | Service::Autoexecute))
+    {
+        Some(service_token(&store, name, &cfg.replica).await?)
+    } else {
+        None
+    };
+    let sandbox = match &service_token {
+        Some(token) => Some(
+            switchyard_script::Sandbox::new(switchyard_script::Limits::default()).with_host(
+                switchyard_script::Host::new(
+                    &api_url(cfg),
+                    &token.value,
+                    tokio::runtime::Handle::current(),
+                )
+                .map_err(anyhow::Error::msg)
+                .context("script host")?,
+            ),
+        ),
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let health = Health::new();
@@ -254,7 +282,9 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                         .timeout(Duration::from_secs(15))
                         .build()
                         .context("HTTP client for ERP calls")?,
-                    scripts: None,
+                    scripts: sandbox
+                        .clone()
+                        .map(|s| Arc::new(s) as Arc<dyn switchyard_autoexecute::ScriptRunner>),
                 });
                 let (b, s, e, r) = (
                     bus.clone(),
@@ -316,11 +346,30 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 };
                 spawn_stage(&mut tasks, outbound, deps, config, stop)
             }
+            Service::Hooks => {
+                let hooks = Arc::new(switchyard_hooks::Hooks {
+                    store: store.clone(),
+                    bus: bus.clone(),
+                    sandbox: sandbox.clone().context("script sandbox")?,
+                    http: reqwest::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .context("HTTP client for webhooks")?,
+                    config: switchyard_hooks::HooksConfig {
+                        concurrency: cfg.hooks_concurrency,
+                        ..Default::default()
+                    },
+                });
+                tasks.spawn(switchyard_hooks::run(hooks, health.clone(), stop));
+            }
             Service::Api => {}
         }
     }
 
-    if workers.iter().any(|w| *w != Service::Connectors) {
+    if workers
+        .iter()
+        .any(|w| !matches!(w, Service::Connectors | Service::Hooks))
+    {
         tasks.spawn(switchyard_stage::run_backstop(deps.clone(), stop_rx.clone()).map(Ok));
     }
 
@@ -354,6 +403,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .context("building the HTTP client")?,
+            self_url: api_url(cfg),
         };
         let api_health = if workers.is_empty() {
             health.clone()
@@ -416,7 +466,62 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
             tracing::warn!(error = format!("{e:#}"), "service ended with an error");
         }
     }
+    if let Some(token) = service_token.filter(|t| t.created) {
+        if let Ok(mut conn) = store.pool().acquire().await {
+            let _ = auth::revoke_token(&mut conn, &token.value).await;
+        }
+    }
     Ok(())
+}
+
+/// Where scripts reach the REST API: `SWITCHYARD_API_URL`, else this installation's `API_ADDR`.
+fn api_url(cfg: &Config) -> String {
+    match std::env::var("SWITCHYARD_API_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            let addr = cfg.api_addr;
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}", addr.port())
+        }
+    }
+}
+
+/// The token scripts call the API with.
+struct ServiceToken {
+    value: String,
+    /// Created by this process (revoked when it stops), not given in `SWITCHYARD_SERVICE_TOKEN`.
+    created: bool,
+}
+
+/// `SWITCHYARD_SERVICE_TOKEN`, or a new admin token of the service user for this process.
+async fn service_token(store: &Store, service: &str, replica: &str) -> Result<ServiceToken> {
+    if let Ok(t) = std::env::var("SWITCHYARD_SERVICE_TOKEN") {
+        if !t.is_empty() {
+            return Ok(ServiceToken {
+                value: t,
+                created: false,
+            });
+        }
+    }
+    let mut tx = store.begin().await?;
+    let user = auth::create_user(
+        &mut tx,
+        "service@switchyard.local",
+        Role::Admin,
+        "Switchyard",
+        "Service",
+    )
+    .await?;
+    let value = auth::create_token(&mut tx, user, &format!("{service}@{replica}")).await?;
+    tx.commit().await?;
+    Ok(ServiceToken {
+        value,
+        created: true,
+    })
 }
 
 /// The object store of raw mails and attachments (`OBJECT_STORE_URL`).

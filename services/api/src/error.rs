@@ -42,6 +42,9 @@ pub enum ApiError {
     UnknownReference(String, Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed, but it cannot be carried out (a script that fails).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("too many failed attempts; try again in {0} s")]
     TooManyRequests(u64),
     #[error("{0}")]
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::UnknownReference(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,

@@ -15,6 +15,7 @@ mod execution;
 mod extract;
 mod mailbox;
 pub mod privacy;
+mod hooks;
 pub mod quality;
 mod routing;
 mod settings;
@@ -63,6 +64,8 @@ pub struct ApiState {
     pub objects: switchyard_objects::Objects,
     /// Outbound HTTP (the OAuth token endpoint).
     pub http: reqwest::Client,
+    /// This API's own base URL (`http://127.0.0.1:8080`): where UDF scripts' API calls go.
+    pub self_url: String,
 }
 
 #[derive(OpenApi)]
@@ -201,6 +204,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .merge(conversation::routes())
         .merge(mailbox::routes())
         .merge(privacy::routes())
+        .merge(hooks::routes())
         .split_for_parts();
     document_errors(&mut doc);
     (router, doc)
@@ -324,6 +328,11 @@ mod tests {
             "/api/mind/intent/{id}/execute",
             "/api/mind/ticket/{ticketId}/conversation/reply",
             "/api/mind/ticket/{ticketId}/forward",
+            "/api/mind/settings/event-hook",
+            "/api/mind/settings/event-hook/{id}",
+            "/api/mind/event/search",
+            "/api/mind/event/getEventTypes",
+            "/api/mind/executor/execute/{name}",
         ] {
             assert!(doc.paths.paths.contains_key(path), "{path} not documented");
         }

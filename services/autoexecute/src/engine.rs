@@ -41,6 +41,13 @@ pub trait ScriptRunner: Send + Sync {
     fn run(&self, code: &str, input: Value) -> Result<Value, String>;
 }
 
+/// The hooks' Rhai sandbox runs agents' `sourceCode` executors (called in `spawn_blocking`).
+impl ScriptRunner for switchyard_script::Sandbox {
+    fn run(&self, code: &str, input: Value) -> Result<Value, String> {
+        switchyard_script::Sandbox::run(self, code, input).map_err(|e| e.to_string())
+    }
+}
+
 pub struct Engine {
     pub settings: SettingsCache,
     pub http: reqwest::Client,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use switchyard_domain::signature::sign;
+use switchyard_domain::signing::sign;
 use switchyard_store::outbound::Outgoing;
 
 use crate::SendError;

@@ -141,6 +141,7 @@ wire_enum!(
         ReadSecretSettings = "readSecretSettings",
         UpdateAiAgent = "updateAiAgent",
         EventHooks = "eventHooks",
+        RunExecutors = "runExecutors",
         AiQualityCheck = "aiQualityCheck",
         ManageDeadLetters = "manageDeadLetters",
         ManageUsers = "manageUsers",

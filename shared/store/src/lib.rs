@@ -11,6 +11,7 @@ pub mod customers;
 pub mod dead_letters;
 pub mod execution;
 pub mod extraction;
+pub mod hooks;
 pub mod intents;
 pub mod mail;
 pub mod oauth;
