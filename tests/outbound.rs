@@ -91,9 +91,23 @@ impl Inbox {
         from: (&str, &str),
         body: &str,
     ) {
+        self.deliver_with(stack, uid, message_id, from, "", body)
+            .await
+    }
+
+    /// Delivers a plain-text mail with extra header lines (each ending in `\r\n`).
+    async fn deliver_with(
+        &self,
+        stack: &Stack,
+        uid: u32,
+        message_id: &str,
+        from: (&str, &str),
+        headers: &str,
+        body: &str,
+    ) {
         let raw = format!(
             "From: {} <{}>\r\nTo: {MAILBOX}\r\nSubject: =?utf-8?q?Z=C3=A4hlerstand?=\r\n\
-             Message-ID: <{message_id}>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+             Message-ID: <{message_id}>\r\nDate: {}\r\n{headers}MIME-Version: 1.0\r\n\
              Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
             from.1,
             from.0,
@@ -377,6 +391,24 @@ async fn dark_replies_person_replies_and_forwards_reach_the_smtp_server() {
             .await
             .send_status,
         "sent"
+    );
+
+    // Her answer to our reply (In-Reply-To our Message-ID, no ticket number in the subject)
+    // lands on her ticket.
+    inbox
+        .deliver_with(
+            &stack,
+            3,
+            "answer-sarah@example.com",
+            ("sarah.miller@example.com", "Sarah Miller"),
+            &format!("In-Reply-To: {}\r\n", row.mail_message_id),
+            "Danke für die schnelle Antwort!",
+        )
+        .await;
+    assert_eq!(
+        ticket_of(&stack, "answer-sarah@example.com", Duration::from_secs(30)).await,
+        id,
+        "the customer's answer to our reply is threaded onto her ticket"
     );
 
     // A dark reply the server refuses for good (550): failed, flagged, the closed ticket reopened.
