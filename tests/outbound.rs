@@ -91,9 +91,23 @@ impl Inbox {
         from: (&str, &str),
         body: &str,
     ) {
+        self.deliver_with(stack, uid, message_id, from, "", body)
+            .await
+    }
+
+    /// Delivers a plain-text mail with extra header lines (each ending in `\r\n`).
+    async fn deliver_with(
+        &self,
+        stack: &Stack,
+        uid: u32,
+        message_id: &str,
+        from: (&str, &str),
+        headers: &str,
+        body: &str,
+    ) {
         let raw = format!(
             "From: {} <{}>\r\nTo: {MAILBOX}\r\nSubject: =?utf-8?q?Z=C3=A4hlerstand?=\r\n\
-             Message-ID: <{message_id}>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+             Message-ID: <{message_id}>\r\nDate: {}\r\n{headers}MIME-Version: 1.0\r\n\
              Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
             from.1,
             from.0,
@@ -377,6 +391,24 @@ async fn dark_replies_person_replies_and_forwards_reach_the_smtp_server() {
             .await
             .send_status,
         "sent"
+    );
+
+    // Her answer to our reply (In-Reply-To our Message-ID, no ticket number in the subject)
+    // lands on her ticket.
+    inbox
+        .deliver_with(
+            &stack,
+            3,
+            "answer-sarah@example.com",
+            ("sarah.miller@example.com", "Sarah Miller"),
+            &format!("In-Reply-To: {}\r\n", row.mail_message_id),
+            "Danke für die schnelle Antwort!",
+        )
+        .await;
+    assert_eq!(
+        ticket_of(&stack, "answer-sarah@example.com", Duration::from_secs(30)).await,
+        id,
+        "the customer's answer to our reply is threaded onto her ticket"
     );
 
     // A dark reply the server refuses for good (550): failed, flagged, the closed ticket reopened.
@@ -674,5 +706,98 @@ async fn outbound_killed_again_and_again_sends_each_reply_with_one_message_id() 
         "one outbound marker per reply (seed {seed})"
     );
     sink.stop().await;
+    stack.shutdown().await;
+}
+
+/// A local chat system: keeps each callback's timestamp, signature and body.
+async fn chat_system() -> (
+    String,
+    std::sync::Arc<tokio::sync::Mutex<Vec<(String, String, String)>>>,
+) {
+    use axum::{extract::State, http::HeaderMap, routing::post, Router};
+    type Seen = std::sync::Arc<tokio::sync::Mutex<Vec<(String, String, String)>>>;
+    let seen: Seen = Default::default();
+    async fn callback(State(seen): State<Seen>, headers: HeaderMap, body: String) -> &'static str {
+        let h = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        seen.lock().await.push((
+            h("x-switchyard-timestamp"),
+            h("x-switchyard-signature"),
+            body,
+        ));
+        "ok"
+    }
+    let app = Router::new()
+        .route("/callback", post(callback))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/callback"), seen)
+}
+
+#[tokio::test]
+async fn a_reply_on_a_chat_ticket_is_posted_signed_to_the_chat_callback() {
+    use hmac::{Hmac, Mac};
+    let (url, seen) = chat_system().await;
+    let mut stack = Stack::new("outbound_chat").await;
+    stack
+        .extra_env
+        .insert("API_REPLY_TIMEOUT_MS".into(), "30000".into());
+    for s in ["api", "ingest", "outbound"] {
+        stack.start(s).await;
+    }
+    let secret = "chat-signing-secret";
+    let sub: i64 = sqlx::query_scalar(
+        "INSERT INTO subchannels (channel, name, data, secrets) VALUES ('chat', 'Webchat', $1, $2) RETURNING id",
+    )
+    .bind(json!({"callbackUrl": url}))
+    .bind(json!({"signingSecret": secret}))
+    .fetch_one(stack.store.pool())
+    .await
+    .expect("chat subchannel");
+    let t: Value = stack
+        .post_ticket(
+            &json!({"channel": "chat", "from": "carla@example.org", "subchannelId": sub,
+                             "channelId": "conv-17", "body": "Wann kommt meine Rechnung?"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("ticket");
+    let id = t["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no ticket id: {t}"));
+    let (status, r) = post(
+        &stack,
+        &format!("/api/mind/ticket/{id}/conversation/reply"),
+        &json!({"body": "Ihre Rechnung kommt nächste Woche."}),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let row = settled(&stack, id, 1, Duration::from_secs(30)).await;
+    assert_eq!(row.send_status, "sent", "{row:?}");
+    let seen = seen.lock().await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (ts, signature, body) = &seen[0];
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{ts}.{body}").as_bytes());
+    assert_eq!(
+        signature,
+        &format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        "signed over <timestamp>.<body>"
+    );
+    let body: Value = serde_json::from_str(body).expect("callback JSON");
+    assert_eq!(body["channelId"], "conv-17", "{body}");
+    assert_eq!(body["ticketId"], id, "{body}");
+    assert_eq!(body["text"], "Ihre Rechnung kommt nächste Woche.", "{body}");
+    assert_eq!(body["automated"], false, "{body}");
     stack.shutdown().await;
 }
