@@ -512,3 +512,55 @@ async fn hook_and_udf_endpoints() {
     assert_eq!(status, 404);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agents_source_code_executor_runs_in_the_sandbox() {
+    let stack = hooks_stack("hooks_agent_script").await;
+    stack.load_demo_customers_and_agents().await;
+    set(&stack, "enableAiAutoProcessing", json!(true)).await;
+    set(&stack, "immediateAiAgents", json!(["meter_reading"])).await;
+    let (_, agents) = stack
+        .get_json(
+            "/api/mind/aiAgents?format=full&limit=100",
+            &stack.admin_token,
+        )
+        .await;
+    let meter = agents["aiAgents"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["slug"] == "meter_reading"))
+        .cloned()
+        .expect("meter agent");
+    // The builtin write, and a script that checks the value and asks the API (service token).
+    let code = r#"let kinds = api_get("/api/mind/event/getEventTypes").eventTypes.len();
+                  #{ plausible: parse_float(input.meterReading.to_string()) > 0.0, eventTypes: kinds }"#;
+    let executor = json!([
+        {"type": "builtin", "action": "storeMeterReading"},
+        {"type": "sourceCode", "language": "rhai", "action": "storeMeterReading", "code": code}
+    ]);
+    let (status, v) = send(
+        &stack,
+        reqwest::Method::PATCH,
+        &format!("/api/mind/aiAgent/{}", meter["id"]),
+        &stack.admin_token,
+        Some(&json!({"settings": {"executor": executor}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let id = ticket(
+        &stack,
+        &json!({"channel": "email", "from": "sarah.miller@example.com", "subject": "Zählerstand",
+                "body": "Guten Tag,\n\nmein Zählerstand für den Zähler 1ESY1160700001 ist heute 4800 kWh.\n\nViele Grüße\nSarah Miller"}),
+    )
+    .await;
+    let list = intents(&stack, id).await;
+    let i = list
+        .iter()
+        .find(|i| i["code"] == "meter_reading")
+        .unwrap_or_else(|| panic!("{list:?}"));
+    assert_eq!(i["status"], "executed", "{i}");
+    let script = &i["outcome"]["internalData"]["sourceCode"];
+    assert_eq!(script["plausible"], true, "{i}");
+    assert!(script["eventTypes"].as_i64().is_some_and(|n| n > 10), "{i}");
+    stack.shutdown().await;
+}
