@@ -8,7 +8,7 @@
 //! sandbox on a blocking thread; their API calls (`api_get`, `udf`, …) carry the caller's token,
 //! so a UDF can do no more than its caller.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -218,7 +218,7 @@ struct UdfList {
 async fn list_udfs(
     State(state): State<ApiState>,
     auth: Auth,
-    Query(f): Query<UdfFilter>,
+    crate::extract::ApiQuery(f): crate::extract::ApiQuery<UdfFilter>,
 ) -> ApiResult<Json<UdfList>> {
     let user = auth.require(Permission::ReadTickets)?;
     let filter = f.filter.as_deref().filter(|s| !s.is_empty() && *s != "all");
