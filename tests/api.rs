@@ -641,7 +641,7 @@ async fn every_route_but_login_and_health_needs_authentication_and_agents_cannot
         "/api/mind/customer/import",
         "/api/mind/aiQualityCheck",
     ];
-    let mut checked = 0;
+    let (mut checked, mut forbidden) = (0, 0);
     for (method, path, is_public) in &ops {
         if *is_public
             || *method == reqwest::Method::GET
@@ -657,10 +657,58 @@ async fn every_route_but_login_and_health_needs_authentication_and_agents_cannot
             .send()
             .await
             .expect("request");
-        assert_eq!(r.status(), 403, "agent {method} {path}");
+        // Refused either way: for permission, or (bodies with required fields) for `{}` first.
+        let status = r.status().as_u16();
+        assert!(
+            status == 403 || status == 400,
+            "agent {method} {path}: {status}"
+        );
+        forbidden += usize::from(status == 403);
         checked += 1;
     }
     assert!(checked >= 20, "{checked} configuring operations");
+    assert!(
+        forbidden * 2 >= checked,
+        "{forbidden} of {checked} answered 403"
+    );
+    // With valid bodies, what an agent must not change answers 403 and stays unchanged.
+    let agent_body = json!({"name": "Agentenwerk", "slug": "agent_made", "description": "x",
+        "settings": {"detectionDetails": {"examples": ["a", "b"]}}});
+    let hook_body = json!({"name": "h", "events": ["TicketCreated"],
+        "executor": {"type": "webhook", "url": "http://127.0.0.1:9/h", "secret": "s"}});
+    for (method, path, body) in [
+        (reqwest::Method::POST, "/api/mind/aiAgent", agent_body),
+        (
+            reqwest::Method::POST,
+            "/api/mind/settings/event-hook",
+            hook_body,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/mind/settings/defaultSlaHours",
+            json!(8),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/mind/settings",
+            json!({"erpApiToken": "s3cret"}),
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), stack.url(path))
+            .bearer_auth(&stack.agent_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 403, "agent {method} {path} with a valid body");
+    }
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM ai_agents WHERE slug = 'agent_made'")
+            .await,
+        0
+    );
     // Secrets: agents cannot ask for them.
     let (status, _) = stack
         .get_json("/api/mind/settings?showSecrets=true", &stack.agent_token)
