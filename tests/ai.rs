@@ -7,26 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::Stack;
-
-async fn send(
-    stack: &Stack,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut r = stack
-        .http()
-        .request(method, stack.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use support::{send, Stack};
 
 async fn ai_stack(name: &str) -> Stack {
     let mut stack = Stack::new(name).await;

@@ -14,26 +14,7 @@ use axum::Json;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::Stack;
-
-async fn send(
-    stack: &Stack,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut r = stack.http().request(method, stack.url(path));
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use support::{send_as as send, Stack};
 
 async fn ticket(stack: &Stack, mail: &Value) -> i64 {
     let r = stack.post_ticket(mail).await;

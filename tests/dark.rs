@@ -7,26 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::Stack;
-
-async fn send(
-    stack: &Stack,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let mut r = stack
-        .http()
-        .request(method, stack.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use support::{send, Stack};
 
 async fn post(stack: &Stack, path: &str, body: Option<&Value>) -> (u16, Value) {
     send(stack, reqwest::Method::POST, path, &stack.admin_token, body).await
@@ -293,30 +274,7 @@ async fn low_legitimation_and_missing_contracts_are_never_written_in_the_dark() 
 async fn several_concerns_wait_for_a_person_and_the_hook_runs_each_ready_agent() {
     let stack = dark_stack("dark_seed").await;
     // The operator allows the move and the cancellation to be answered without a person.
-    let (_, agents) = stack
-        .get_json(
-            "/api/mind/aiAgents?format=full&limit=100",
-            &stack.admin_token,
-        )
-        .await;
-    for slug in ["relocation", "cancel_contract"] {
-        let a = agents["aiAgents"]
-            .as_array()
-            .and_then(|l| l.iter().find(|a| a["slug"] == slug))
-            .cloned()
-            .unwrap_or_else(|| panic!("{slug}: {agents}"));
-        let mut cases = a["settings"]["responseCases"].clone();
-        cases[0]["autoExecute"] = json!(true);
-        let (status, v) = send(
-            &stack,
-            reqwest::Method::PATCH,
-            &format!("/api/mind/aiAgent/{}", a["id"]),
-            &stack.admin_token,
-            Some(&json!({"settings": {"responseCases": cases}})),
-        )
-        .await;
-        assert_eq!(status, 200, "{v}");
-    }
+    support::make_auto_executable(&stack, &["relocation", "cancel_contract"]).await;
     let id = ticket(&stack, &support::seed_mail()).await;
     let t = ticket_json(&stack, id).await;
     assert_eq!(

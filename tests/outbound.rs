@@ -27,16 +27,7 @@ async fn send(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut r = stack
-        .http()
-        .request(method, stack.url(path))
-        .bearer_auth(&stack.admin_token);
-    if let Some(b) = body {
-        r = r.json(b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    support::send(stack, method, path, &stack.admin_token, body).await
 }
 
 async fn post(stack: &Stack, path: &str, body: &Value) -> (u16, Value) {

@@ -502,3 +502,64 @@ impl SmtpSink {
         }
     }
 }
+
+/// One API request with `token` (none: anonymous) and an optional JSON body; the status and the
+/// JSON answer (null when it is not JSON).
+pub async fn send_as(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = stack.http().request(method, stack.url(path));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// [`send_as`] with a token.
+pub async fn send(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    send_as(stack, method, path, Some(token), body).await
+}
+
+/// Marks the first response case of these default agents `autoExecute`, as an operator who lets
+/// them answer without a person would.
+pub async fn make_auto_executable(stack: &Stack, slugs: &[&str]) {
+    let (_, agents) = stack
+        .get_json(
+            "/api/mind/aiAgents?format=full&limit=100",
+            &stack.admin_token,
+        )
+        .await;
+    for slug in slugs {
+        let a = agents["aiAgents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["slug"] == *slug))
+            .cloned()
+            .unwrap_or_else(|| panic!("{slug}: {agents}"));
+        let mut cases = a["settings"]["responseCases"].clone();
+        cases[0]["autoExecute"] = serde_json::json!(true);
+        let (status, v) = send(
+            stack,
+            reqwest::Method::PATCH,
+            &format!("/api/mind/aiAgent/{}", a["id"]),
+            &stack.admin_token,
+            Some(&serde_json::json!({"settings": {"responseCases": cases}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+}
