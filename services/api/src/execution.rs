@@ -93,11 +93,7 @@ async fn autoexecute_ticket(
 ) -> ApiResult<Response> {
     let user = auth.require(Permission::UpdateTickets)?;
     let ticket_id = path_id("ticketId", &ticket_id)?;
-    let from_body: AutoexecuteParams = if crate::extract::is_empty_body(&body) {
-        AutoexecuteParams::default()
-    } else {
-        parse_json(&body)?
-    };
+    let from_body: AutoexecuteParams = crate::extract::parse_optional_json(&body)?;
     let agent = query.execute_agent_id.or(from_body.execute_agent_id);
     if agent.is_some_and(|a| a <= 0) {
         return Err(ApiError::field(

@@ -175,6 +175,18 @@ pub(crate) fn is_empty_body(body: &[u8]) -> bool {
     trimmed.is_empty() || trimmed == b"null"
 }
 
+/// An optional JSON body: its default when left out (see [`is_empty_body`]), else parsed as
+/// [`parse_json`] does.
+pub(crate) fn parse_optional_json<T: DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if is_empty_body(body) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
 /// PostgreSQL keeps JSON numbers as exact decimals; one near f64's limit can round beyond it on
 /// the way back and could then never be read again.
 fn has_huge_number(v: &serde_json::Value) -> bool {

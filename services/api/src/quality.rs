@@ -129,11 +129,7 @@ async fn schedule_run(
 ) -> ApiResult<Json<Scheduled>> {
     let user = auth.require(Permission::AiQualityCheck)?;
     // Every field is optional, the body too.
-    let req: ScheduleRequest = if crate::extract::is_empty_body(&body) {
-        ScheduleRequest::default()
-    } else {
-        crate::extract::parse_json(&body)?
-    };
+    let req: ScheduleRequest = crate::extract::parse_optional_json(&body)?;
     let _ = req.channel;
     let limit = match req.config.get("limit") {
         None | Some(Value::Null) => 500,
