@@ -17,6 +17,8 @@ SLUGS = {
     "invoice_question": {},
     "payment_plan": {},
 }
+# `test2` is the second frozen evaluation split (see README): never used for tuning.
+SPLITS = ("train", "test", "test2")
 FIELDS = ["id", "split", "lang", "date", "from", "subject", "body", "intents", "params",
           "sentiment", "spam", "autoReply", "invalidIban"]
 errors, warnings = [], []
@@ -52,7 +54,12 @@ EN_WD = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, 
 DE_MON = {"januar": 1, "februar": 2, "märz": 3, "maerz": 3, "april": 4, "mai": 5, "juni": 6, "juli": 7,
           "august": 8, "september": 9, "oktober": 10, "november": 11, "dezember": 12}
 EN_MON = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+NUM_WORDS = {"ein": 1, "einer": 1, "einem": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "vierzehn": 14,
+             "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "ten": 10, "fourteen": 14}
+def num(w): return int(w) if w.isdigit() else NUM_WORDS[w.lower()]
+def month_end(y, m): return dt.date(y, m, calendar.monthrange(y, m)[1])
 def next_occ(d, wd): return d + dt.timedelta((wd - d.weekday()) % 7 or 7)
+def last_occ(d, wd): return d - dt.timedelta((d.weekday() - wd) % 7 or 7)
 def next_week(d, wd): return d - dt.timedelta(d.weekday()) + dt.timedelta(7 + wd)
 def end_of_next(d, mon):
     """Last day of the next month `mon` that has not ended yet ('Ende Oktober' written on 9 October = 31 October)."""
@@ -72,6 +79,15 @@ def relative_dates(text, lang, d):
             out.append((m.group(0), next_occ(d, DE_WD[m.group(2).lower()])))
         for m in re.finditer(r"\bEnde\s+(" + "|".join(DE_MON) + r")\b", t, re.I):
             out.append((m.group(0), end_of_next(d, DE_MON[m.group(1).lower()])))
+        for m in re.finditer(r"\b(letzten|letzter|vergangenen|vergangener)\s+(" + "|".join(DE_WD) + r")\b", t, re.I):
+            out.append((m.group(0), last_occ(d, DE_WD[m.group(2).lower()])))
+        for m in re.finditer(r"\bin\s+(\d+|einer|einem|zwei|drei|vier|fünf|vierzehn)\s+(Tag|Tagen|Woche|Wochen)\b", t, re.I):
+            out.append((m.group(0), d + dt.timedelta(num(m.group(1)) * (7 if m.group(2).lower().startswith("woche") else 1))))
+        for m in re.finditer(r"\b(Ende\s+des\s+Monats|Monatsende|Ende\s+dieses\s+Monats)\b", t, re.I):
+            out.append((m.group(0), month_end(d.year, d.month)))
+        for m in re.finditer(r"\b(Ende\s+des\s+nächsten\s+Monats|Ende\s+nächsten\s+Monats)\b", t, re.I):
+            n = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+            out.append((m.group(0), month_end(n.year, n.month)))
     else:
         for w, off in (("today", 0), ("this morning", 0), ("yesterday", -1), ("tomorrow", 1)):
             for _ in re.finditer(rf"\b{w}\b", t, re.I):
@@ -80,6 +96,33 @@ def relative_dates(text, lang, d):
             out.append((m.group(0), next_occ(d, EN_WD[m.group(2).lower()])))
         for m in re.finditer(r"\bend of\s+(" + "|".join(EN_MON) + r")\b", t, re.I):
             out.append((m.group(0), end_of_next(d, EN_MON[m.group(1).lower()])))
+        for m in re.finditer(r"\blast\s+(" + "|".join(EN_WD) + r")\b", t, re.I):
+            out.append((m.group(0), last_occ(d, EN_WD[m.group(1).lower()])))
+        for m in re.finditer(r"\bin\s+(\d+|a|one|two|three|four|five|ten|fourteen)\s+(days?|weeks?)\b", t, re.I):
+            out.append((m.group(0), d + dt.timedelta(num(m.group(1)) * (7 if m.group(2).lower().startswith("week") else 1))))
+        for m in re.finditer(r"\bend of (?:the|this) month\b", t, re.I):
+            out.append((m.group(0), month_end(d.year, d.month)))
+        for m in re.finditer(r"\bend of next month\b", t, re.I):
+            n = dt.date(d.year + d.month // 12, d.month % 12 + 1, 1)
+            out.append((m.group(0), month_end(n.year, n.month)))
+    return out
+
+DAY_ONLY_DE = re.compile(r"\b(?:am|ab|ab dem|zum|bis zum|vom)\s+(\d{1,2})\.(?!\d)(?!\s*(?:\d|" + "|".join(DE_MON) + r")\b)", re.I)
+DAY_ONLY_EN = re.compile(r"\b(?:on|from|by|as of|until)\s+the\s+(\d{1,2})(?:st|nd|rd|th)\b(?!\s+of\s+[A-Z])")
+def day_only(text, lang, d, key):
+    """Dates written as a day of the month only ("ab dem 15.", "from the 15th"): a reading date is the most
+    recent such day on or before the mail date, a move or cancellation date the next one after it, or,
+    for a move, the most recent one (a move already made)."""
+    out = set()
+    for m in (DAY_ONLY_DE if lang == "de" else DAY_ONLY_EN).finditer(text):
+        n = int(m.group(1))
+        if not 1 <= n <= 31: continue
+        prev = [dt.date(y, mo, n) for y, mo in ((d.year, d.month), (d.year - (d.month == 1), (d.month - 2) % 12 + 1))
+                if n <= calendar.monthrange(y, mo)[1] and dt.date(y, mo, n) <= d]
+        nxt = [dt.date(y, mo, n) for y, mo in ((d.year, d.month), (d.year + (d.month == 12), d.month % 12 + 1))
+               if n <= calendar.monthrange(y, mo)[1] and dt.date(y, mo, n) > d]
+        if key != "cancellationDate" and prev: out.add(prev[0])
+        if key != "readingDate" and nxt: out.add(nxt[0])
     return out
 
 def date_mentioned(text, day):
@@ -122,7 +165,7 @@ def main():
         ids.add(mid)
         if r.get("lang") not in ("de", "en"): err(mid, "bad lang")
         if not re.fullmatch(rf"{r.get('lang')}-\d{{3}}", mid): err(mid, "id must be <lang>-NNN")
-        if r.get("split") not in ("train", "test"): err(mid, "bad split")
+        if r.get("split") not in SPLITS: err(mid, "bad split")
         if r.get("sentiment") not in ("positive", "neutral", "negative"): err(mid, "bad sentiment")
         for b in ("spam", "autoReply", "invalidIban"):
             if not isinstance(r.get(b), bool): err(mid, f"{b} not bool")
@@ -153,7 +196,7 @@ def main():
                 if typ == "date":
                     try: pd = dt.date.fromisoformat(v)
                     except Exception: err(mid, f"{it}.{k} not YYYY-MM-DD"); continue
-                    rel_hit = [e for e, x in rel if x == pd]
+                    rel_hit = [e for e, x in rel if x == pd] or (pd in day_only(own, r["lang"], day, k))
                     if not rel_hit and not date_mentioned(own, pd):
                         err(mid, f"{it}.{k}={v} neither written in the mail nor the resolution of a relative date {[(e, x.isoformat()) for e, x in rel]}")
                     if k == "readingDate" and not (day - dt.timedelta(60) <= pd <= day):
@@ -218,14 +261,14 @@ def main():
     print("multi-intent sizes", dict(C(len(r["intents"]) for r in recs)))
     print("\ncategory (single intent / multi / none) × split × lang")
     cats = sorted({cat(r) for r in recs})
-    print(f"{'':18}{'train-de':>9}{'train-en':>9}{'test-de':>8}{'test-en':>8}{'total':>7}")
+    print(f"{'':18}{'train-de':>9}{'train-en':>9}{'test-de':>8}{'test-en':>8}{'test2-de':>9}{'test2-en':>9}{'total':>7}")
     for c in cats:
-        row = [sum(1 for r in recs if cat(r) == c and r["split"] == s and r["lang"] == l) for s in ("train", "test") for l in ("de", "en")]
-        print(f"{c:18}{row[0]:>9}{row[1]:>9}{row[2]:>8}{row[3]:>8}{sum(row):>7}")
+        row = [sum(1 for r in recs if cat(r) == c and r["split"] == s and r["lang"] == l) for s in SPLITS for l in ("de", "en")]
+        print(f"{c:18}{row[0]:>9}{row[1]:>9}{row[2]:>8}{row[3]:>8}{row[4]:>9}{row[5]:>9}{sum(row):>7}")
     print("\nintent occurrences (single + multi) × split × lang")
     for it in SLUGS:
-        row = [sum(1 for r in recs if it in r["intents"] and r["split"] == s and r["lang"] == l) for s in ("train", "test") for l in ("de", "en")]
-        print(f"{it:18}{row[0]:>9}{row[1]:>9}{row[2]:>8}{row[3]:>8}{sum(row):>7}")
+        row = [sum(1 for r in recs if it in r["intents"] and r["split"] == s and r["lang"] == l) for s in SPLITS for l in ("de", "en")]
+        print(f"{it:18}{row[0]:>9}{row[1]:>9}{row[2]:>8}{row[3]:>8}{row[4]:>9}{row[5]:>9}{sum(row):>7}")
     for w in warnings: print("WARNING", w)
     for e in errors: print("ERROR", e)
     print(f"\n{len(errors)} errors, {len(warnings)} warnings")
