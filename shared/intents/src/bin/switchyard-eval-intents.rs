@@ -1,8 +1,9 @@
 //! `switchyard-eval-intents`: the default agents on a labelled mail corpus (JSON lines with
 //! `subject`, `body`, `intents[]` and `split`), for tuning thresholds and examples.
 //!
-//! Only lines with `"split":"train"` are used: the test split is filtered out here, before
-//! anything else reads it, so tuning never sees it. Prints intent top-1 (the best agent is one of
+//! Only lines of the tuning splits `train` and `test` are used (`TUNING_SPLITS`): the frozen
+//! evaluation split `test2`, and any other, is filtered out here, before anything else reads it,
+//! so tuning never sees it. Prints intent top-1 (the best agent is one of
 //! the gold intents, on mails with at least one), multi-label micro-F1, "no agent" recall, and a
 //! sweep of the detection threshold.
 //!
@@ -20,6 +21,10 @@ use serde::Deserialize;
 use switchyard_intents::{defaults, Encoder, IntentModel, PreparedMail};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Corpus splits that may be tuned on. `test2` is the frozen evaluation split (see
+/// tests/eval/corpus/README.md) and must never be added here.
+const TUNING_SPLITS: &[&str] = &["train", "test"];
 
 #[derive(Deserialize)]
 struct Mail {
@@ -113,14 +118,14 @@ fn run() -> Result<ExitCode, BoxError> {
     let mut mails = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let m: Mail = serde_json::from_str(line)?;
-        if m.split == "train" {
+        if TUNING_SPLITS.contains(&m.split.as_str()) {
             mails.push(m);
         }
     }
     drop(text);
     let golds: Vec<BTreeSet<String>> = mails.iter().map(gold).collect();
     println!(
-        "{} train mails ({} with no intent, {} with several)",
+        "{} tuning mails (train + test) ({} with no intent, {} with several)",
         mails.len(),
         golds.iter().filter(|g| g.is_empty()).count(),
         golds.iter().filter(|g| g.len() > 1).count()
