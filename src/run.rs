@@ -207,6 +207,11 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                     store.clone(),
                     bus.clone(),
                     objects()?,
+                    settings,
+                    reqwest::Client::builder()
+                        .timeout(Duration::from_secs(20))
+                        .build()
+                        .context("HTTP client for the OAuth token endpoint")?,
                 )
                 .context("setting up the mailbox connectors")?;
                 let (health, every) = (health.clone(), cfg.connectors_reload);
@@ -326,6 +331,7 @@ pub async fn services(cfg: &Config, which: &[Service]) -> Result<()> {
                 let outbound = switchyard_outbound::Outbound::new(
                     attempts,
                     http,
+                    settings,
                     switchyard_outbound::OutboundConfig::from_env(
                         i32::try_from(cfg.max_deliver).unwrap_or(5),
                     ),

@@ -13,6 +13,8 @@ use switchyard_domain::Role;
 use switchyard_store::{auth, Store};
 use tokio::process::{Child, Command};
 
+pub mod oauth;
+
 /// The stages every ticket passes (its activity lists them in this order).
 pub const STAGES: [&str; 4] = ["ingest", "ai", "router", "autoexecute"];
 
@@ -413,6 +415,8 @@ pub struct SmtpSink {
     pub port: u16,
     pub file: std::path::PathBuf,
     reject: Vec<String>,
+    /// Requires AUTH XOAUTH2, checking tokens with this introspection URL.
+    xoauth2_introspect: Option<String>,
     child: Option<Child>,
 }
 
@@ -427,8 +431,15 @@ impl SmtpSink {
             port,
             file: dir.join(format!("{name}.jsonl")),
             reject: reject.iter().map(|s| (*s).to_owned()).collect(),
+            xoauth2_introspect: None,
             child: None,
         }
+    }
+
+    /// Requires AUTH XOAUTH2 with a token the OAuth server at `introspect_url` calls active.
+    pub fn with_xoauth2(mut self, introspect_url: &str) -> SmtpSink {
+        self.xoauth2_introspect = Some(introspect_url.to_owned());
+        self
     }
 
     pub fn url(&self) -> String {
@@ -449,6 +460,11 @@ impl SmtpSink {
             .arg("--out")
             .arg(&self.file)
             .args(["--reject", &self.reject.join(",")])
+            .args(
+                self.xoauth2_introspect
+                    .iter()
+                    .flat_map(|u| ["--xoauth2-introspect", u.as_str()]),
+            )
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)

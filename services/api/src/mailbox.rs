@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchyard_domain::Permission;
+use switchyard_oauth::{OAuthError, TokenEndpoint, SCOPES};
 use switchyard_store::oauth;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -22,8 +23,6 @@ use crate::ApiState;
 
 const CALLBACK_PATH: &str = "/api/mind/settings/mailbox/microsoft/callback";
 const STATE_TTL_SECS: i64 = 600;
-/// IMAP and SMTP on behalf of the signed-in mailbox, and a refresh token.
-const SCOPES: &str = "offline_access openid email https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send";
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -68,8 +67,6 @@ async fn authorize(
             "setting microsoftClientId is not configured".into(),
         ));
     }
-    let authority = s.get_string("microsoftAuthorityUrl").await?;
-    let tenant = s.get_string("microsoftTenant").await?;
     let base = s.get_string("publicBaseUrl").await?;
     let redirect_uri = format!("{}{CALLBACK_PATH}", base.trim_end_matches('/'));
     let mut tx = state.store.begin().await?;
@@ -85,11 +82,11 @@ async fn authorize(
     tx.commit().await?;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(Sha256::digest(verifier.as_bytes()));
-    let mut url = reqwest::Url::parse(&format!(
-        "{}/{tenant}/oauth2/v2.0/authorize",
-        authority.trim_end_matches('/')
-    ))
-    .map_err(|e| ApiError::Conflict(format!("setting microsoftAuthorityUrl: {e}")))?;
+    let endpoints = switchyard_oauth::microsoft_base(s)
+        .await
+        .map_err(oauth_error)?;
+    let mut url = reqwest::Url::parse(&format!("{endpoints}/authorize"))
+        .map_err(|e| ApiError::Conflict(format!("setting microsoftAuthorityUrl: {e}")))?;
     url.query_pairs_mut()
         .append_pair("client_id", &client_id)
         .append_pair("response_type", "code")
@@ -122,27 +119,15 @@ struct Connected {
     account: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    refresh_token: Option<String>,
-    expires_in: Option<i64>,
-    id_token: Option<String>,
-}
-
-/// The `preferred_username` (or `email`) claim of an id token; the token came straight from the
-/// token endpoint over TLS, so its claims are read without checking the signature.
-fn account_of(id_token: &str) -> Option<String> {
-    let payload = id_token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims
-        .get("preferred_username")
-        .or_else(|| claims.get("email"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
+/// A problem of the token endpoint (or of the settings naming it) as the API reports it.
+fn oauth_error(e: OAuthError) -> ApiError {
+    match e {
+        OAuthError::NotConfigured(name) => {
+            ApiError::Conflict(format!("setting {name} is not configured"))
+        }
+        OAuthError::Store(e) => e.into(),
+        other => ApiError::BadGateway(other.to_string()),
+    }
 }
 
 /// Callback for Microsoft authorization
@@ -176,52 +161,19 @@ async fn callback(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::field("code", "is required"))?;
 
-    let s = &state.settings;
-    let authority = s.get_string("microsoftAuthorityUrl").await?;
-    let tenant = s.get_string("microsoftTenant").await?;
-    let client_id = s.get_string("microsoftClientId").await?;
-    let client_secret = s.get_string("microsoftClientSecret").await?;
-    let token_url = format!(
-        "{}/{tenant}/oauth2/v2.0/token",
-        authority.trim_end_matches('/')
-    );
-    let form = [
-        ("client_id", client_id.as_str()),
-        ("client_secret", client_secret.as_str()),
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", pending.redirect_uri.as_str()),
-        ("code_verifier", pending.code_verifier.as_str()),
-        ("scope", SCOPES),
-    ];
-    let body = serde_urlencoded::to_string(form).map_err(|e| ApiError::Internal(e.into()))?;
-    let resp = state
-        .http
-        .post(&token_url)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
+    let endpoint = TokenEndpoint::microsoft(&state.settings)
         .await
-        .map_err(|e| ApiError::BadGateway(format!("token endpoint unreachable: {e}")))?;
-    let status = resp.status();
-    if !status.is_success() {
-        // The provider's error code only: its description may echo the request.
-        let err: serde_json::Value = resp.json().await.unwrap_or_default();
-        let code = err
-            .get("error")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown");
-        return Err(ApiError::BadGateway(format!(
-            "token endpoint answered {status}: {code}"
-        )));
-    }
-    let tokens: TokenResponse = resp
-        .json()
+        .map_err(oauth_error)?;
+    let tokens = endpoint
+        .exchange_code(
+            &state.http,
+            &code,
+            &pending.redirect_uri,
+            &pending.code_verifier,
+        )
         .await
-        .map_err(|e| ApiError::BadGateway(format!("token endpoint answer unreadable: {e}")))?;
-    let account = tokens.id_token.as_deref().and_then(account_of);
-    let expires_at =
-        chrono::Utc::now() + chrono::Duration::seconds(tokens.expires_in.unwrap_or(3600));
+        .map_err(oauth_error)?;
+    let account = tokens.account.clone();
     let actor = pending
         .user_id
         .map(|id| format!("user:{id}"))
@@ -231,12 +183,7 @@ async fn callback(
         &mut tx,
         pending.subchannel_id,
         &pending.provider,
-        &oauth::Tokens {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at,
-            account: account.clone(),
-        },
+        &tokens,
         &actor,
     )
     .await?;
@@ -251,21 +198,4 @@ async fn callback(
         account,
     })
     .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_account_is_read_from_the_id_token() {
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(br#"{"preferred_username":"service@stadtwerke.example"}"#);
-        let token = format!("e30.{claims}.sig");
-        assert_eq!(
-            account_of(&token).as_deref(),
-            Some("service@stadtwerke.example")
-        );
-        assert_eq!(account_of("not-a-jwt"), None);
-    }
 }

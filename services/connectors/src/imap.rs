@@ -13,11 +13,12 @@ use sha2::{Digest, Sha256};
 use switchyard_domain::{
     mail_key, Channel, InboundEnvelope, InboundTicket, IngestInput, RawMail, ENVELOPE_VERSION,
 };
+use switchyard_oauth::OAuthError;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
-use crate::config::MailboxConfig;
+use crate::config::{ImapAuth, MailboxConfig};
 use crate::{ConnectorDeps, ConnectorError};
 
 /// A connection, TLS or plain, as one type for the IMAP client.
@@ -42,6 +43,13 @@ pub async fn run_mailbox(cfg: MailboxConfig, deps: Arc<ConnectorDeps>) {
         loop {
             match serve(&cfg, &deps).await {
                 Ok(()) => pause = Duration::from_secs(1),
+                Err(ConnectorError::OAuth(e @ OAuthError::Revoked(_))) => {
+                    // Recorded on the subchannel (`data.oauthError`): polling resumes once the
+                    // mailbox is connected again, not by retrying a refused refresh token.
+                    metrics::counter!("switchyard_connector_errors_total").increment(1);
+                    tracing::error!(error = %e, "mailbox not polled until it is connected again");
+                    return;
+                }
                 Err(e) => {
                     metrics::counter!("switchyard_connector_errors_total").increment(1);
                     tracing::warn!(error = %e, retry_in = ?pause, "mailbox connection failed");
@@ -55,7 +63,10 @@ pub async fn run_mailbox(cfg: MailboxConfig, deps: Arc<ConnectorDeps>) {
     .await
 }
 
-async fn connect(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<ImapSession, ConnectorError> {
+type ImapClient = Client<Box<dyn Io>>;
+
+/// A connection with the server's greeting read, not yet logged in.
+async fn open(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<ImapClient, ConnectorError> {
     let tcp = tokio::time::timeout(
         CONNECT_TIMEOUT,
         TcpStream::connect((cfg.host.as_str(), cfg.port)),
@@ -75,10 +86,79 @@ async fn connect(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<ImapSessio
         .read_response()
         .await?
         .ok_or_else(|| ConnectorError::Imap("connection closed before the greeting".into()))?;
-    client
-        .login(&cfg.user, &cfg.password)
-        .await
-        .map_err(|(e, _)| ConnectorError::Imap(format!("login failed: {e}")))
+    Ok(client)
+}
+
+/// SASL XOAUTH2 (`user=…^Aauth=Bearer …^A^A`). When the server refuses the token it sends an
+/// error challenge, which the mechanism answers with an empty line; the server then says NO.
+struct XOAuth2<'a> {
+    user: &'a str,
+    token: &'a str,
+    sent: bool,
+}
+
+impl async_imap::Authenticator for XOAuth2<'_> {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        if std::mem::replace(&mut self.sent, true) {
+            return Vec::new();
+        }
+        xoauth2_response(self.user, self.token)
+    }
+}
+
+fn xoauth2_response(user: &str, token: &str) -> Vec<u8> {
+    format!("user={user}\x01auth=Bearer {token}\x01\x01").into_bytes()
+}
+
+async fn authenticate(
+    client: ImapClient,
+    user: &str,
+    token: &str,
+) -> Result<ImapSession, (async_imap::error::Error, ImapClient)> {
+    let auth = XOAuth2 {
+        user,
+        token,
+        sent: false,
+    };
+    client.authenticate("XOAUTH2", auth).await
+}
+
+async fn connect(cfg: &MailboxConfig, deps: &ConnectorDeps) -> Result<ImapSession, ConnectorError> {
+    let client = open(cfg, deps).await?;
+    match &cfg.auth {
+        ImapAuth::Password(password) => client
+            .login(&cfg.user, password)
+            .await
+            .map_err(|(e, _)| ConnectorError::Imap(format!("login failed: {e}"))),
+        ImapAuth::OAuth2 => {
+            let token = deps.access_token(cfg.subchannel_id, None).await?;
+            let client = match authenticate(client, &cfg.user, &token.token).await {
+                Ok(session) => return Ok(session),
+                // A refused token that was not just refreshed may have been revoked early (or
+                // the clocks disagree): refresh it once and try again on this connection.
+                Err((async_imap::error::Error::No(why), client)) if !token.refreshed => {
+                    tracing::info!(%why, "XOAUTH2 refused the stored access token; refreshing it");
+                    client
+                }
+                Err((e, _)) => {
+                    return Err(ConnectorError::Imap(format!("XOAUTH2 login failed: {e}")))
+                }
+            };
+            let token = deps
+                .access_token(cfg.subchannel_id, Some(&token.token))
+                .await?;
+            authenticate(client, &cfg.user, &token.token)
+                .await
+                .map_err(|(e, _)| {
+                    ConnectorError::Imap(format!(
+                        "XOAUTH2 login failed with a refreshed token (does the account {} have IMAP access?): {e}",
+                        cfg.user
+                    ))
+                })
+        }
+    }
 }
 
 /// One connection's life: catch up, then wait for news, until an error.
@@ -311,6 +391,22 @@ mod tests {
         let sets = fetch_chunks(&[(1, 10), (2, big), (3, 10), (4, 10)]);
         assert_eq!(sets, vec![vec![1], vec![2], vec![3, 4]]);
         assert!(fetch_chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn xoauth2_answers_once_and_then_acknowledges_the_error() {
+        assert_eq!(
+            xoauth2_response("service@contoso.example", "at-1"),
+            b"user=service@contoso.example\x01auth=Bearer at-1\x01\x01".to_vec()
+        );
+        let mut a = XOAuth2 {
+            user: "u",
+            token: "t",
+            sent: false,
+        };
+        use async_imap::Authenticator as _;
+        assert_eq!(a.process(b""), b"user=u\x01auth=Bearer t\x01\x01".to_vec());
+        assert!(a.process(br#"{"status":"401"}"#).is_empty());
     }
 
     #[test]

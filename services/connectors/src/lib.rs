@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_bus::{Bus, BusError};
+use switchyard_oauth::{AccessToken, OAuthError};
 use switchyard_objects::{Objects, ObjectsError};
+use switchyard_store::settings::SettingsCache;
 use switchyard_store::{Store, StoreError};
 use switchyard_telemetry::Health;
 use tokio::sync::watch;
@@ -33,6 +35,8 @@ pub enum ConnectorError {
     Bus(#[from] BusError),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("oauth: {0}")]
+    OAuth(#[from] OAuthError),
 }
 
 impl From<async_imap::error::Error> for ConnectorError {
@@ -47,11 +51,21 @@ pub struct ConnectorDeps {
     pub bus: Bus,
     pub objects: Objects,
     pub tls: TlsConnector,
+    /// The Microsoft settings, for refreshing the tokens of mailboxes connected by OAuth.
+    pub settings: SettingsCache,
+    /// For the token endpoint.
+    pub http: reqwest::Client,
 }
 
 impl ConnectorDeps {
     /// TLS trusts the system's root certificates.
-    pub fn new(store: Store, bus: Bus, objects: Objects) -> Result<Self, ConnectorError> {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        objects: Objects,
+        settings: SettingsCache,
+        http: reqwest::Client,
+    ) -> Result<Self, ConnectorError> {
         use tokio_rustls::rustls;
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
@@ -70,7 +84,26 @@ impl ConnectorDeps {
             bus,
             objects,
             tls: TlsConnector::from(Arc::new(config)),
+            settings,
+            http,
         })
+    }
+
+    /// The mailbox's OAuth access token, refreshed when due or when the server `rejected` it.
+    pub async fn access_token(
+        &self,
+        subchannel_id: i64,
+        rejected: Option<&str>,
+    ) -> Result<AccessToken, OAuthError> {
+        switchyard_oauth::access_token(
+            &self.store,
+            &self.http,
+            &self.settings,
+            subchannel_id,
+            rejected,
+            "service:connectors",
+        )
+        .await
     }
 }
 

@@ -30,6 +30,7 @@ use switchyard_stage::{
     envelope_key, EffectMode, StageCx, StageError, StageHandler, StageOutput, WorkKey,
 };
 use switchyard_store::outbound::{self, Outgoing};
+use switchyard_store::settings::SettingsCache;
 use switchyard_store::tickets::{self, TicketPatch};
 use switchyard_store::Store;
 use tracing::Instrument;
@@ -89,16 +90,76 @@ pub struct Outbound {
     attempts: Store,
     mailer: Mailer,
     http: reqwest::Client,
+    /// The Microsoft settings, for refreshing the tokens of mailboxes connected by OAuth.
+    settings: SettingsCache,
     config: OutboundConfig,
 }
 
 impl Outbound {
-    pub fn new(attempts: Store, http: reqwest::Client, config: OutboundConfig) -> Outbound {
+    /// `http` serves chat callbacks and the OAuth token endpoint; `attempts` also serves the
+    /// OAuth token refresh (it locks the mailbox's row outside the stage's transaction).
+    pub fn new(
+        attempts: Store,
+        http: reqwest::Client,
+        settings: SettingsCache,
+        config: OutboundConfig,
+    ) -> Outbound {
         Outbound {
             attempts,
             mailer: Mailer::new(config.timeout),
             http,
+            settings,
             config,
+        }
+    }
+
+    /// The mailbox's OAuth access token (refreshed when due, or when the server `rejected` it).
+    /// A broken connection is a permanent reason not to send; an unreachable token endpoint a
+    /// transient one.
+    async fn oauth_token(
+        &self,
+        subchannel_id: i64,
+        rejected: Option<&str>,
+    ) -> Result<String, SendError> {
+        match switchyard_oauth::access_token(
+            &self.attempts,
+            &self.http,
+            &self.settings,
+            subchannel_id,
+            rejected,
+            "service:outbound",
+        )
+        .await
+        {
+            Ok(t) => Ok(t.token),
+            Err(e) if e.is_transient() => Err(SendError::Transient(format!("mailbox OAuth: {e}"))),
+            Err(e) => Err(SendError::Permanent(format!("mailbox OAuth: {e}"))),
+        }
+    }
+
+    /// Sends the mail; when the server refuses an OAuth login, once more with a refreshed token.
+    async fn send_mail(
+        &self,
+        target: SmtpTarget,
+        subchannel_id: Option<i64>,
+        mail: lettre::Message,
+    ) -> Result<(), SendError> {
+        let again = mail.clone();
+        match self.mailer.send(&target, mail).await {
+            Ok(()) => Ok(()),
+            Err(r) if r.login && target.is_oauth() => {
+                let (Some(id), SmtpTarget::Server { password, .. }) = (subchannel_id, &target)
+                else {
+                    return Err(r.error);
+                };
+                tracing::info!("the SMTP server refused the access token; refreshing it");
+                let token = self.oauth_token(id, password.as_deref()).await?;
+                self.mailer
+                    .send(&target.with_token(token), again)
+                    .await
+                    .map_err(|r| r.error)
+            }
+            Err(r) => Err(r.error),
         }
     }
 }
@@ -199,7 +260,7 @@ impl Outbound {
             Prepared::Chat(_) => "chat",
         };
         let result = match prepared {
-            Prepared::Mail(target, mail) => self.mailer.send(&target, *mail).await,
+            Prepared::Mail(target, mail) => self.send_mail(target, m.subchannel_id, *mail).await,
             Prepared::Chat(target) => {
                 chat::post(&self.http, &target, &m, self.config.timeout).await
             }
@@ -294,6 +355,14 @@ impl Outbound {
                     ))),
                 },
             };
+        let target = match (target.is_oauth(), m.subchannel_id) {
+            (true, Some(id)) => match self.oauth_token(id, None).await {
+                Ok(token) => target.with_token(token),
+                Err(SendError::Transient(e)) => return Err(StageError::Transient(e)),
+                Err(e) => return Ok(Err(e)),
+            },
+            _ => target,
+        };
         let from = m
             .from_addr
             .clone()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
@@ -45,13 +45,15 @@ impl TlsMode {
 #[derive(Clone)]
 pub enum SmtpTarget {
     /// `smtpHost`, `smtpPort`, `smtpTls`, `smtpUser` and the secret `smtpPassword` of the
-    /// subchannel.
+    /// subchannel. With `oauth`, `password` is the mailbox's OAuth access token (filled in just
+    /// before sending) and the login is SASL XOAUTH2.
     Server {
         host: String,
         port: u16,
         tls: TlsMode,
         user: Option<String>,
         password: Option<String>,
+        oauth: bool,
     },
     /// `SMTP_URL` (`smtp://[user:pass@]host:port`, `smtps://…`, `?tls=required`).
     Url(String),
@@ -70,22 +72,42 @@ impl std::fmt::Debug for SmtpTarget {
 }
 
 impl SmtpTarget {
-    /// The subchannel's SMTP server, `None` when it has no `smtpHost`.
+    /// The subchannel's SMTP server, `None` when it has no `smtpHost`. A mailbox connected by
+    /// OAuth logs in with XOAUTH2 (`smtpAuthType`, else `authType`: `oauth2`, or neither set,
+    /// no `smtpPassword` and OAuth tokens stored), as `smtpUser`, `user` or the account it
+    /// signed in as; an M365 one defaults to `smtp.office365.com:587` with STARTTLS.
     pub fn from_subchannel(data: &Value, secrets: &Value) -> Result<Option<SmtpTarget>, SendError> {
-        let Some(host) = data
-            .get("smtpHost")
+        let text = |k: &str| {
+            data.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let password = secrets
+            .get("smtpPassword")
             .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-        else {
+            .map(str::to_owned);
+        let has_tokens = ["oauthAccessToken", "oauthRefreshToken"]
+            .iter()
+            .any(|k| secrets.get(*k).and_then(Value::as_str).is_some());
+        let oauth = match text("smtpAuthType").or_else(|| text("authType")) {
+            Some(a) => matches!(
+                a.to_ascii_lowercase().as_str(),
+                "oauth2" | "xoauth2" | "oauth"
+            ),
+            None => password.is_none() && has_tokens,
+        };
+        let m365 = oauth && text("oauthProvider") == Some("microsoft");
+        let Some(host) = text("smtpHost").or(m365.then_some("smtp.office365.com")) else {
             return Ok(None);
         };
-        let tls = match data.get("smtpTls").and_then(Value::as_str) {
+        let tls = match text("smtpTls") {
             Some(t) => TlsMode::parse(t).ok_or_else(|| {
                 SendError::Permanent(format!(
                     "subchannel smtpTls must be none, starttls or tls, not {t:?}"
                 ))
             })?,
+            None if m365 => TlsMode::StartTls,
             None => TlsMode::Opportunistic,
         };
         let port = match data.get("smtpPort") {
@@ -102,28 +124,52 @@ impl SmtpTarget {
                     SendError::Permanent(format!("subchannel smtpPort {v} is not a port"))
                 })?,
         };
-        let user = data
-            .get("smtpUser")
-            .and_then(Value::as_str)
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned);
-        let password = secrets
-            .get("smtpPassword")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let user = if oauth {
+            let user = text("smtpUser")
+                .or_else(|| text("user"))
+                .or_else(|| text("oauthAccount"))
+                .ok_or_else(|| {
+                    SendError::Permanent(
+                        "the mailbox connected by OAuth names no account (smtpUser, user)".into(),
+                    )
+                })?;
+            Some(user.to_owned())
+        } else {
+            text("smtpUser").map(str::to_owned)
+        };
         Ok(Some(SmtpTarget::Server {
             host: host.to_owned(),
             port,
             tls,
             user,
-            password,
+            password: if oauth { None } else { password },
+            oauth,
         }))
     }
 
-    /// Identifies a transport in the cache (the password only as a hash).
-    fn cache_key(&self) -> String {
+    /// Whether the login needs the mailbox's OAuth access token.
+    pub fn is_oauth(&self) -> bool {
+        matches!(self, SmtpTarget::Server { oauth: true, .. })
+    }
+
+    /// The same server with `token` as the XOAUTH2 bearer token.
+    pub fn with_token(&self, token: String) -> SmtpTarget {
+        let mut t = self.clone();
+        if let SmtpTarget::Server { password, .. } = &mut t {
+            *password = Some(token);
+        }
+        t
+    }
+
+    /// Identifies a transport in the cache: the server and login, and apart from them a hash
+    /// of the secret, so a new token or password replaces the transport instead of adding one.
+    fn cache_key(&self) -> (String, u64) {
         use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let hash = |v: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            v(&mut h);
+            h.finish()
+        };
         match self {
             SmtpTarget::Server {
                 host,
@@ -131,12 +177,13 @@ impl SmtpTarget {
                 tls,
                 user,
                 password,
-            } => {
-                (host, port, tls, user, password).hash(&mut h);
-            }
-            SmtpTarget::Url(u) => u.hash(&mut h),
+                oauth,
+            } => (
+                format!("{:x}", hash(&|h| (host, port, tls, user, oauth).hash(h))),
+                hash(&|h| password.hash(h)),
+            ),
+            SmtpTarget::Url(u) => (format!("{:x}", hash(&|h| u.hash(h))), 0),
         }
-        format!("{:x}", h.finish())
     }
 
     fn transport(
@@ -152,6 +199,7 @@ impl SmtpTarget {
                 tls,
                 user,
                 password,
+                oauth,
             } => {
                 let params = || {
                     TlsParameters::new(host.clone())
@@ -172,6 +220,9 @@ impl SmtpTarget {
                         password.clone().unwrap_or_default(),
                     ));
                 }
+                if *oauth {
+                    b = b.authentication(vec![Mechanism::Xoauth2]);
+                }
                 b
             }
         };
@@ -179,9 +230,9 @@ impl SmtpTarget {
     }
 }
 
-/// SMTP transports, one per server (each with its own small connection pool).
+/// SMTP transports, one per server and login (each with its own small connection pool).
 pub struct Mailer {
-    transports: Mutex<HashMap<String, AsyncSmtpTransport<Tokio1Executor>>>,
+    transports: Mutex<HashMap<String, (u64, AsyncSmtpTransport<Tokio1Executor>)>>,
     timeout: Duration,
 }
 
@@ -197,27 +248,50 @@ impl Mailer {
         &self,
         target: &SmtpTarget,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
-        let key = target.cache_key();
+        let (key, secret) = target.cache_key();
         let mut cache = self
             .transports
             .lock()
             .map_err(|_| SendError::Transient("SMTP transport cache poisoned".into()))?;
-        if let Some(t) = cache.get(&key) {
-            return Ok(t.clone());
+        if let Some((s, t)) = cache.get(&key) {
+            if *s == secret {
+                return Ok(t.clone());
+            }
         }
         let t = target.transport(self.timeout)?;
-        cache.insert(key, t.clone());
+        cache.insert(key, (secret, t.clone()));
         Ok(t)
     }
 
     /// Hands the mail to the SMTP server; `Ok` once the server accepted it.
-    pub async fn send(&self, target: &SmtpTarget, mail: Message) -> Result<(), SendError> {
-        let transport = self.transport(target)?;
+    pub async fn send(&self, target: &SmtpTarget, mail: Message) -> Result<(), Refused> {
+        let transport = self.transport(target).map_err(|e| Refused {
+            error: e,
+            login: false,
+        })?;
         match transport.send(mail).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
+            Err(e) => Err(Refused {
+                login: is_login_refused(&e, target.is_oauth()),
+                error: classify(&e),
+            }),
         }
     }
+}
+
+/// Why a mail was not sent, and whether it was the login the server refused (an OAuth token may
+/// then be refreshed and the mail sent again).
+#[derive(Debug)]
+pub struct Refused {
+    pub error: SendError,
+    pub login: bool,
+}
+
+/// 535: authentication credentials invalid. An XOAUTH2 server that answers with an error
+/// challenge (334) instead makes lettre fail with a client error saying so.
+fn is_login_refused(e: &lettre::transport::smtp::Error, oauth: bool) -> bool {
+    e.status().is_some_and(|c| c.to_string() == "535")
+        || (oauth && e.to_string().contains("does not expect a challenge"))
 }
 
 /// 5xx answers are permanent (the server will refuse the same mail again); 4xx answers,
@@ -382,6 +456,7 @@ mod tests {
             tls,
             user,
             password,
+            ..
         } = &t
         else {
             panic!("server expected");
@@ -413,5 +488,68 @@ mod tests {
             panic!("server expected");
         };
         assert_eq!(port, 465);
+    }
+
+    #[test]
+    fn oauth_mailboxes_send_with_xoauth2() {
+        let tokens = json!({"oauthAccessToken": "at", "oauthRefreshToken": "rt"});
+        let m365 = json!({"authType": "oauth2", "oauthProvider": "microsoft",
+                          "oauthAccount": "service@contoso.example"});
+        let t = SmtpTarget::from_subchannel(&m365, &tokens)
+            .expect("valid")
+            .expect("M365 implies its SMTP server");
+        assert!(t.is_oauth());
+        let SmtpTarget::Server {
+            host,
+            port,
+            tls,
+            user,
+            password,
+            ..
+        } = &t
+        else {
+            panic!("server expected");
+        };
+        assert_eq!(
+            (
+                host.as_str(),
+                *port,
+                *tls,
+                user.as_deref(),
+                password.as_deref()
+            ),
+            (
+                "smtp.office365.com",
+                587,
+                TlsMode::StartTls,
+                Some("service@contoso.example"),
+                None
+            )
+        );
+        let with = t.with_token("at-2".into());
+        assert_ne!(
+            t.cache_key().1,
+            with.cache_key().1,
+            "a new token, a new transport"
+        );
+        assert_eq!(t.cache_key().0, with.cache_key().0, "replacing the old one");
+        assert!(!format!("{with:?}").contains("at-2"));
+        // A password mailbox stays one; an explicit smtpAuthType wins.
+        let t = SmtpTarget::from_subchannel(
+            &json!({"smtpHost": "relay", "smtpUser": "u"}),
+            &json!({"smtpPassword": "p", "oauthAccessToken": "at"}),
+        )
+        .expect("valid")
+        .expect("configured");
+        assert!(!t.is_oauth());
+        let t = SmtpTarget::from_subchannel(
+            &json!({"smtpHost": "relay", "smtpUser": "u", "smtpAuthType": "oauth2"}),
+            &json!({"smtpPassword": "p", "oauthAccessToken": "at"}),
+        )
+        .expect("valid")
+        .expect("configured");
+        assert!(t.is_oauth());
+        // Without a password or mode, stored tokens mean OAuth; then an account is required.
+        assert!(SmtpTarget::from_subchannel(&json!({"smtpHost": "relay"}), &tokens).is_err());
     }
 }

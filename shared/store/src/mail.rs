@@ -30,11 +30,14 @@ impl std::fmt::Debug for MailboxRow {
     }
 }
 
-/// Enabled e-mail subchannels that name an IMAP host.
+/// Enabled e-mail subchannels that name an IMAP host, or were connected by OAuth (whose
+/// provider implies one).
 pub async fn mailboxes(conn: &mut PgConnection) -> Result<Vec<MailboxRow>> {
     Ok(sqlx::query_as(
         "SELECT id, data, secrets, modified_at FROM subchannels
-          WHERE channel = 'email' AND enabled AND coalesce(data->>'host', '') <> ''
+          WHERE channel = 'email' AND enabled
+            AND (coalesce(data->>'host', data->>'imapHost', '') <> ''
+                 OR data->>'authType' = 'oauth2')
           ORDER BY id",
     )
     .fetch_all(conn)

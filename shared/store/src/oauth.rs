@@ -103,7 +103,8 @@ pub struct Tokens {
 }
 
 /// Stores tokens on the subchannel: the tokens with its secrets (never returned by reads), the
-/// fact of the connection in its data.
+/// fact of the connection in its data. A (re)connection clears a refresh failure recorded by
+/// [`mark_broken`], and counts as a change of the subchannel, so the connectors pick it up.
 pub async fn store_tokens(
     conn: &mut PgConnection,
     subchannel_id: i64,
@@ -127,7 +128,11 @@ pub async fn store_tokens(
         data["oauthAccount"] = Value::String(a.clone());
     }
     let done = sqlx::query(
-        "UPDATE subchannels SET secrets = secrets || $2, data = data || $3 WHERE id = $1",
+        "UPDATE subchannels
+            SET secrets = secrets || $2,
+                data = (data - 'oauthError' - 'oauthErrorAt') || $3,
+                modified_at = now()
+          WHERE id = $1",
     )
     .bind(subchannel_id)
     .bind(&secrets)
@@ -144,6 +149,153 @@ pub async fn store_tokens(
         &subchannel_id.to_string(),
         "oauthConnected",
         &json!({"provider": provider, "account": tokens.account}),
+    )
+    .await
+}
+
+/// The OAuth state of a subchannel, as the connectors and outbound need it. `Debug` never shows a
+/// token.
+#[derive(Clone, Default)]
+pub struct Stored {
+    pub provider: Option<String>,
+    pub account: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why the tokens can no longer be refreshed (set by [`mark_broken`]); a person must connect
+    /// the mailbox again.
+    pub error: Option<String>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("provider", &self.provider)
+            .field("account", &self.account)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    provider: Option<String>,
+    account: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_at: Option<String>,
+    error: Option<String>,
+}
+
+const STORED: &str = "SELECT data->>'oauthProvider' AS provider, data->>'oauthAccount' AS account,
+        secrets->>'oauthAccessToken' AS access_token, secrets->>'oauthRefreshToken' AS refresh_token,
+        secrets->>'oauthTokenExpiresAt' AS expires_at, data->>'oauthError' AS error
+   FROM subchannels WHERE id = $1";
+
+fn stored(row: Option<StoredRow>) -> Option<Stored> {
+    row.map(|r| Stored {
+        provider: r.provider,
+        account: r.account,
+        access_token: r.access_token.filter(|t| !t.is_empty()),
+        refresh_token: r.refresh_token.filter(|t| !t.is_empty()),
+        // An unreadable expiry counts as expired: the token is refreshed rather than trusted.
+        expires_at: r
+            .expires_at
+            .and_then(|e| DateTime::parse_from_rfc3339(&e).ok())
+            .map(|e| e.with_timezone(&Utc)),
+        error: r.error.filter(|e| !e.is_empty()),
+    })
+}
+
+/// The subchannel's OAuth state; `None` when the subchannel does not exist.
+pub async fn tokens(conn: &mut PgConnection, subchannel_id: i64) -> Result<Option<Stored>> {
+    let row = sqlx::query_as(STORED)
+        .bind(subchannel_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(stored(row))
+}
+
+/// As [`tokens`], locking the subchannel's row until the transaction ends: whoever refreshes
+/// holds it, so two replicas never spend the same (single-use, rotating) refresh token.
+pub async fn lock_tokens(conn: &mut PgConnection, subchannel_id: i64) -> Result<Option<Stored>> {
+    let row = sqlx::query_as(&format!("{STORED} FOR UPDATE"))
+        .bind(subchannel_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(stored(row))
+}
+
+/// Stores refreshed tokens; the refresh token is kept when the provider did not rotate it.
+/// Routine, so neither audited nor a change of the subchannel's settings.
+pub async fn store_refreshed(
+    conn: &mut PgConnection,
+    subchannel_id: i64,
+    tokens: &Tokens,
+) -> Result<()> {
+    let mut secrets = json!({
+        "oauthAccessToken": tokens.access_token,
+        "oauthTokenExpiresAt": tokens.expires_at.to_rfc3339(),
+    });
+    if let Some(r) = &tokens.refresh_token {
+        secrets["oauthRefreshToken"] = Value::String(r.clone());
+    }
+    let done = sqlx::query(
+        "UPDATE subchannels
+            SET secrets = secrets || $2,
+                data = data || jsonb_build_object('oauthRefreshedAt', $3::text)
+          WHERE id = $1",
+    )
+    .bind(subchannel_id)
+    .bind(&secrets)
+    .bind(Utc::now().to_rfc3339())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("subchannel {subchannel_id}")));
+    }
+    Ok(())
+}
+
+/// Records that the subchannel's tokens can no longer be refreshed (the refresh token was
+/// revoked or expired): `data.oauthError` says why, until the mailbox is connected again. The
+/// connectors stop polling it and outbound refuses to send through it meanwhile.
+pub async fn mark_broken(
+    conn: &mut PgConnection,
+    subchannel_id: i64,
+    reason: &str,
+    actor: &str,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE subchannels
+            SET data = data || jsonb_build_object('oauthError', $2::text, 'oauthErrorAt', $3::text),
+                modified_at = now()
+          WHERE id = $1",
+    )
+    .bind(subchannel_id)
+    .bind(reason)
+    .bind(Utc::now().to_rfc3339())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("subchannel {subchannel_id}")));
+    }
+    audit::record(
+        conn,
+        actor,
+        "subchannel",
+        &subchannel_id.to_string(),
+        "oauthRefreshFailed",
+        &json!({"reason": reason}),
     )
     .await
 }
