@@ -193,8 +193,7 @@ impl TokenEndpoint {
             .body(body)
             .send()
             .await
-            // Without the URL's query or the body: reqwest's error names the URL only.
-            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| OAuthError::Unavailable(chain(&e.without_url())))?;
         let status = resp.status();
         if !status.is_success() {
             // The provider's error code only: its description may echo the request.
@@ -213,7 +212,7 @@ impl TokenEndpoint {
             });
         }
         let tokens: TokenResponse = resp.json().await.map_err(|e| {
-            OAuthError::Unavailable(format!("unreadable answer: {}", e.without_url()))
+            OAuthError::Unavailable(format!("unreadable answer: {}", chain(&e.without_url())))
         })?;
         Ok(Tokens {
             account: tokens.id_token.as_deref().and_then(account_of),
@@ -223,6 +222,20 @@ impl TokenEndpoint {
             refresh_token: tokens.refresh_token.filter(|t| !t.is_empty()),
         })
     }
+}
+
+/// An error with its causes ("error sending request: … : invalid URL, scheme is not http"):
+/// reqwest's own message alone rarely says what went wrong. Never holds the request's body, and
+/// the URL was taken out.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// An access token for the mailbox. `Debug` omits the token.
