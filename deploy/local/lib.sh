@@ -202,6 +202,9 @@ ensure_packages() {
 
     command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
     command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+    # HTTPS for reqwest (OAuth token endpoints, webhooks, an LLM) through the system's OpenSSL.
+    command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+    pkg-config --exists openssl 2>/dev/null || pkgs+=(libssl-dev)
     command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1 || pkgs+=(postgresql-client)
     command -v pdftotext >/dev/null 2>&1 || pkgs+=(poppler-utils)   # PDF attachments
     # The SMTP server of the outbound tests and the demo (tests/support/smtp_sink.py).

@@ -350,6 +350,31 @@ pub async fn access_token(
 mod tests {
     use super::*;
 
+    /// Microsoft's token endpoint is HTTPS: the client must speak TLS (here to a server that
+    /// hangs up, so the handshake fails instead of the URL being refused outright).
+    #[tokio::test]
+    async fn an_https_token_endpoint_is_reached_over_tls() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                drop(stream);
+            }
+        });
+        let endpoint = TokenEndpoint {
+            url: format!("https://127.0.0.1:{port}/token"),
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+        };
+        let http = reqwest::Client::new();
+        match endpoint.refresh(&http, "rt").await {
+            Err(OAuthError::Unavailable(reason)) => {
+                assert!(!reason.contains("scheme is not http"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn the_account_is_read_from_the_id_token() {
         let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
