@@ -134,12 +134,15 @@ impl Isa {
 /// sentences that recur across a mailbox's mails (thanks, standard phrases, disclaimers).
 pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
 
+/// A cached text, its kind and its vector.
+type CacheEntry = (Box<str>, Kind, Arc<[f32]>);
+
 /// Vectors of recently embedded texts, least recently used dropped first. Keyed by a hash of
 /// (kind, text); the text is kept too, so a hash collision is a miss, never a wrong vector.
 /// The engine embeds each text of a batch independently, so a cached vector is exactly what
 /// embedding the text again would give.
 struct Cache {
-    map: Mutex<lru::LruCache<u64, (Box<str>, Kind, Arc<[f32]>)>>,
+    map: Mutex<lru::LruCache<u64, CacheEntry>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
