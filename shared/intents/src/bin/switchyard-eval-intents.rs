@@ -99,6 +99,7 @@ fn evaluate(
 fn run() -> Result<ExitCode, BoxError> {
     let mut corpus = PathBuf::from("../wt-corpus/tests/eval/corpus/mails.jsonl");
     let mut show_errors = false;
+    let mut show_segments = false;
     let mut threshold: Option<f32> = None;
     let mut whole_text: Option<bool> = None;
     let mut it = std::env::args().skip(1);
@@ -107,6 +108,7 @@ fn run() -> Result<ExitCode, BoxError> {
             "--corpus" => corpus = PathBuf::from(it.next().ok_or("--corpus needs a path")?),
             "--errors" => show_errors = true,
             "--no-whole-text" => whole_text = Some(false),
+            "--segments" => show_segments = true,
             "--threshold" => {
                 threshold = Some(it.next().ok_or("--threshold needs a value")?.parse()?)
             }
@@ -132,6 +134,7 @@ fn run() -> Result<ExitCode, BoxError> {
     );
 
     let encoder = Arc::new(Encoder::from_env()?.with_batch_threads(2));
+    let encoder_ref = encoder.clone();
     let agents = defaults::specs()?;
     let t = Instant::now();
     let mut model = IntentModel::build(encoder, &agents)?;
@@ -164,6 +167,8 @@ fn run() -> Result<ExitCode, BoxError> {
         t.elapsed().as_secs_f64() * 1e3
     );
 
+    // The encoder's cache holds the examples now; count only what the mails add.
+    let (hits0, misses0) = encoder_ref.cache_stats();
     let mut prepared: Vec<PreparedMail> = Vec::with_capacity(mails.len());
     let (t, cpu) = (Instant::now(), switchyard_intents::cpu::thread_cpu_secs());
     let mut segments = 0;
@@ -173,6 +178,23 @@ fn run() -> Result<ExitCode, BoxError> {
         prepared.push(p);
     }
     let cpu_prepare = switchyard_intents::cpu::thread_cpu_secs() - cpu;
+    let (hits, misses) = encoder_ref.cache_stats();
+    let (hits, misses) = (hits - hits0, misses - misses0);
+    let mut tokens = 0usize;
+    for m in &mails {
+        let texts = model.embedding_texts(&m.subject, &m.body);
+        let counts: Vec<usize> = texts
+            .iter()
+            .map(|t| encoder_ref.token_count(t, switchyard_intents::Kind::Query))
+            .collect();
+        tokens += counts.iter().sum::<usize>();
+        if show_segments {
+            println!("--- {}", m.subject);
+            for (t, c) in texts.iter().zip(&counts) {
+                println!("  [{c:>3}] {t}");
+            }
+        }
+    }
     let wall_prepare = t.elapsed().as_secs_f64();
     let cpu = switchyard_intents::cpu::thread_cpu_secs();
     for p in &prepared {
@@ -181,12 +203,16 @@ fn run() -> Result<ExitCode, BoxError> {
     let cpu_score = switchyard_intents::cpu::thread_cpu_secs() - cpu;
     let n = mails.len().max(1) as f64;
     println!(
-        "per mail: {:.1} ms CPU to split and embed ({:.1} sentences on average; wall {:.1} ms), \
-         {:.2} ms CPU to score",
+        "per mail: {:.1} ms CPU to split and embed ({:.1} sentences, {:.1} tokens to embed on \
+         average; wall {:.1} ms), {:.2} ms CPU to score; engine {}, {} of {} texts from the cache",
         cpu_prepare * 1e3 / n,
         segments as f64 / n,
+        tokens as f64 / n,
         wall_prepare * 1e3 / n,
-        cpu_score * 1e3 / n
+        cpu_score * 1e3 / n,
+        encoder_ref.isa().name(),
+        hits,
+        hits + misses
     );
 
     let config = *model.config();
