@@ -203,9 +203,9 @@ fn variants(which: &str) -> Vec<(&'static str, Config)> {
             },
         ),
         (
-            "default without second view",
+            "default + second view",
             Config {
-                second_view: false,
+                second_view: true,
                 ..Config::default()
             },
         ),
@@ -221,22 +221,25 @@ fn variants(which: &str) -> Vec<(&'static str, Config)> {
             },
         ),
         (
-            "default, sentence penalty 0.05",
+            "default + 2nd view, sentence penalty 0.05",
             Config {
+                second_view: true,
                 sentence_penalty: 0.05,
                 ..Config::default()
             },
         ),
         (
-            "default, sentence penalty 0.1",
+            "default + 2nd view, sentence penalty 0.1",
             Config {
+                second_view: true,
                 sentence_penalty: 0.1,
                 ..Config::default()
             },
         ),
         (
-            "default, whole text only (penalty 1)",
+            "default + 2nd view, whole text only",
             Config {
+                second_view: true,
                 sentence_penalty: 1.0,
                 ..Config::default()
             },

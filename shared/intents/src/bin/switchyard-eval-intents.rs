@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! cargo run --release -p switchyard-intents --bin switchyard-eval-intents -- --corpus PATH [--errors]
-//!     [--threshold T] [--no-whole-text] [--sentence-penalty P] [--no-second-view]
+//!     [--threshold T] [--no-whole-text] [--sentence-penalty P] [--second-view]
 //! ```
 
 use std::collections::BTreeSet;
@@ -110,7 +110,7 @@ fn run() -> Result<ExitCode, BoxError> {
             "--corpus" => corpus = PathBuf::from(it.next().ok_or("--corpus needs a path")?),
             "--errors" => show_errors = true,
             "--no-whole-text" => whole_text = Some(false),
-            "--no-second-view" => second_view = Some(false),
+            "--second-view" => second_view = Some(true),
             "--sentence-penalty" => {
                 sentence_penalty = Some(
                     it.next()
