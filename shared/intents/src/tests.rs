@@ -212,3 +212,48 @@ fn model_and_encoder_can_be_shared_across_threads() {
     assert_send_sync::<Encoder>();
     assert_send_sync::<PreparedMail>();
 }
+
+#[test]
+fn second_view_and_sentence_penalty_options() -> TestResult {
+    let m = model()?;
+    let agents = defaults::specs()?;
+    let two_views = m.with_config(
+        Config {
+            second_view: true,
+            ..*m.config()
+        },
+        &agents,
+    )?;
+    let d = two_views.detect("", "Hiermit kündige ich meinen Gasvertrag zum 31.12.2026.")?;
+    assert_eq!(
+        d.top().map(|a| a.key.as_str()),
+        Some("cancel_contract"),
+        "{d:#?}"
+    );
+
+    // A short two-sentence mail is scored whole too; the penalty only lowers its sentences, so
+    // no agent's score rises, and with a penalty of 1 the best score is the whole text's.
+    let (subject, body) = (
+        "",
+        "Ich ziehe am 1. Mai um. Bitte kündigen Sie meinen Vertrag.",
+    );
+    let plain = m.detect(subject, body)?;
+    let whole_only = m
+        .with_config(
+            Config {
+                sentence_penalty: 1.0,
+                ..*m.config()
+            },
+            &agents,
+        )?
+        .detect(subject, body)?;
+    for a in &whole_only.agents {
+        let before = plain
+            .agents
+            .iter()
+            .find(|b| b.key == a.key)
+            .map(|b| b.score);
+        assert!(before.is_some_and(|b| a.score <= b + 1e-6), "{a:?}");
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! deploy/local/fetch-models
-//! cargo run --release -p switchyard-intents --bin switchyard-bench-banking77 -- [--split test|sample|dev] [--variants all|default] [--threads 2] [--data DIR]
+//! cargo run --release -p switchyard-intents --bin switchyard-bench-banking77 -- [--split test|sample|dev] [--variants all|default|new] [--threads 2] [--data DIR]
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,7 +44,7 @@ fn parse_args() -> Result<Args, BoxError> {
             "--variants" => args.variants = value()?,
             "--threads" => args.threads = value()?.parse()?,
             "-h" | "--help" => {
-                println!("usage: switchyard-bench-banking77 [--split test|sample|dev] [--variants all|default] [--threads N] [--data DIR]");
+                println!("usage: switchyard-bench-banking77 [--split test|sample|dev] [--variants all|default|new] [--threads N] [--data DIR]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -113,6 +113,7 @@ fn variants(which: &str) -> Vec<(&'static str, Config)> {
         head_weight: 0.0,
         lexical_weight: 0.0,
         example_kind: Kind::Query,
+        second_view: false,
         use_description: false,
         whole_text: true,
         center: false,
@@ -201,9 +202,54 @@ fn variants(which: &str) -> Vec<(&'static str, Config)> {
                 ..base
             },
         ),
+        (
+            "default + second view",
+            Config {
+                second_view: true,
+                ..Config::default()
+            },
+        ),
+        (
+            "head only, second view",
+            Config {
+                knn_weight: 0.0,
+                head,
+                head_weight: 1.0,
+                center: true,
+                second_view: true,
+                ..base
+            },
+        ),
+        (
+            "default + 2nd view, sentence penalty 0.05",
+            Config {
+                second_view: true,
+                sentence_penalty: 0.05,
+                ..Config::default()
+            },
+        ),
+        (
+            "default + 2nd view, sentence penalty 0.1",
+            Config {
+                second_view: true,
+                sentence_penalty: 0.1,
+                ..Config::default()
+            },
+        ),
+        (
+            "default + 2nd view, whole text only",
+            Config {
+                second_view: true,
+                sentence_penalty: 1.0,
+                ..Config::default()
+            },
+        ),
         ("default Config", Config::default()),
     ];
-    if which == "default" {
+    if which == "new" {
+        let n = all.len();
+        all.into_iter().skip(n.saturating_sub(6)).collect()
+    } else if which == "default" {
         all.into_iter()
             .filter(|(_, c)| *c == Config::default())
             .collect()

@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! cargo run --release -p switchyard-intents --bin switchyard-eval-intents -- --corpus PATH [--errors]
+//!     [--threshold T] [--no-whole-text] [--sentence-penalty P] [--second-view]
 //! ```
 
 use std::collections::BTreeSet;
@@ -102,6 +103,8 @@ fn run() -> Result<ExitCode, BoxError> {
     let mut show_segments = false;
     let mut threshold: Option<f32> = None;
     let mut whole_text: Option<bool> = None;
+    let mut sentence_penalty: Option<f32> = None;
+    let mut second_view: Option<bool> = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -109,6 +112,14 @@ fn run() -> Result<ExitCode, BoxError> {
             "--errors" => show_errors = true,
             "--no-whole-text" => whole_text = Some(false),
             "--segments" => show_segments = true,
+            "--second-view" => second_view = Some(true),
+            "--sentence-penalty" => {
+                sentence_penalty = Some(
+                    it.next()
+                        .ok_or("--sentence-penalty needs a value")?
+                        .parse()?,
+                )
+            }
             "--threshold" => {
                 threshold = Some(it.next().ok_or("--threshold needs a value")?.parse()?)
             }
@@ -138,11 +149,17 @@ fn run() -> Result<ExitCode, BoxError> {
     let agents = defaults::specs()?;
     let t = Instant::now();
     let mut model = IntentModel::build(encoder, &agents)?;
-    if threshold.is_some() || whole_text.is_some() {
+    if threshold.is_some()
+        || whole_text.is_some()
+        || sentence_penalty.is_some()
+        || second_view.is_some()
+    {
         let base = *model.config();
         let config = switchyard_intents::Config {
             threshold: threshold.unwrap_or(base.threshold),
             whole_text: whole_text.unwrap_or(base.whole_text),
+            sentence_penalty: sentence_penalty.unwrap_or(base.sentence_penalty),
+            second_view: second_view.unwrap_or(base.second_view),
             ..base
         };
         model = model.with_config(config, &agents)?;
