@@ -516,7 +516,7 @@ async fn service_token(store: &Store, service: &str, replica: &str) -> Result<Se
     let mut tx = store.begin().await?;
     let user = auth::create_user(
         &mut tx,
-        "service@switchyard.local",
+        auth::SERVICE_USER_EMAIL,
         Role::Admin,
         "Switchyard",
         "Service",

@@ -237,6 +237,47 @@ async fn closed_tickets_are_deleted_after_the_retention_period() {
     stack.shutdown().await;
 }
 
+/// `switchyard all` starts the workers before the API; the hooks worker's service user must not
+/// stop the first start from creating the operator's admin (it once did: no token file).
+#[tokio::test]
+async fn the_local_admin_is_created_even_when_the_service_user_came_first() {
+    use switchyard_store::auth;
+    let stack = Stack::new("firstadmin").await;
+    let mut tx = stack.store.begin().await.expect("tx");
+    for sql in ["DELETE FROM api_tokens", "DELETE FROM users"] {
+        sqlx::query(sql).execute(&mut *tx).await.expect(sql);
+    }
+    let service = auth::create_user(
+        &mut tx,
+        auth::SERVICE_USER_EMAIL,
+        switchyard_domain::Role::Admin,
+        "Switchyard",
+        "Service",
+    )
+    .await
+    .expect("service user");
+    auth::create_token(&mut tx, service, "hooks@1")
+        .await
+        .expect("service token");
+    let token = auth::ensure_admin(&mut tx)
+        .await
+        .expect("ensure_admin")
+        .expect("a first start creates the local admin");
+    let user = auth::authenticate(&mut tx, &token)
+        .await
+        .expect("authenticate")
+        .expect("the admin token is valid");
+    assert_eq!(user.email, "admin@localhost");
+    assert!(
+        auth::ensure_admin(&mut tx)
+            .await
+            .expect("ensure_admin")
+            .is_none(),
+        "a second start creates no second admin"
+    );
+    tx.commit().await.expect("commit");
+}
+
 #[tokio::test]
 async fn api_tokens_are_listed_without_secrets_and_revocable() {
     let mut stack = Stack::new("tokens").await;

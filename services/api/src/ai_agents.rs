@@ -264,6 +264,12 @@ fn validate(agent: &AiAgent) -> ApiResult<()> {
         if !keys.insert(p.key.as_str()) {
             return Err(ApiError::field(&format!("{field}.key"), "is used twice"));
         }
+        if let Some(j) = p.options.iter().position(|o| !o.is_object()) {
+            return Err(ApiError::field(
+                &format!("{field}.options[{j}]"),
+                "must be an object",
+            ));
+        }
         if let Some(v) = p.validation.as_deref() {
             if switchyard_nlp::params::Kind::of(Some(v), None).is_none() {
                 return Err(ApiError::field(
@@ -298,7 +304,24 @@ fn validate(agent: &AiAgent) -> ApiResult<()> {
         .iter()
         .filter_map(|p| p.id.map(|id| id.to_string()))
         .collect();
+    if !(agent.appearance.is_object() || agent.appearance.is_null()) {
+        return Err(ApiError::field("appearance", "must be an object"));
+    }
+    for (i, step) in agent.settings.executor.iter().enumerate() {
+        if !step.is_object() {
+            return Err(ApiError::field(
+                &format!("settings.executor[{i}]"),
+                "must be an object",
+            ));
+        }
+    }
     for (i, case) in agent.settings.response_cases.iter().enumerate() {
+        if !(case.condition.is_object() || case.condition.is_null()) {
+            return Err(ApiError::field(
+                &format!("settings.responseCases[{i}].condition"),
+                "must be an object (null or {} always holds)",
+            ));
+        }
         let operands = case
             .condition
             .get("operands")
@@ -561,7 +584,6 @@ struct OutcomeRequest {
     /// A stored agent…
     ai_agent_id: Option<i64>,
     /// …or an unsaved definition.
-    #[schema(value_type = Option<Object>)]
     ai_agent: Option<AiAgent>,
     /// The parameters; absent: the data of the agent's intent on `ticketId`.
     #[serde(default)]

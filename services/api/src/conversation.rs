@@ -31,12 +31,23 @@ struct ReplyRequest {
     /// An internal note: stored on the conversation for agents, never sent.
     #[serde(default)]
     private: bool,
-    /// Drafts are not stored by Switchyard; `true` is a 400.
+    /// Drafts are not stored by Switchyard; only `false` is accepted.
     #[serde(default)]
+    #[schema(schema_with = only_false)]
     is_draft: bool,
     /// Intents this reply answers (named in the `ConversationCreated` event).
     #[serde(default)]
     intent_ids: Vec<i64>,
+}
+
+/// `isDraft` as the document states it: the reference product's field, with the one value we
+/// accept.
+fn only_false() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([false]))
+        .description(Some("Drafts are not stored by Switchyard; only `false` is accepted."))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

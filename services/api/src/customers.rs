@@ -28,8 +28,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
-    /// Customer or contract id, name, e-mail, address or meter number (two characters at least).
-    #[param(min_length = 2)]
+    /// Customer or contract id, name, e-mail, address or meter number (two characters at least
+    /// besides spaces).
+    #[param(pattern = "\\S[\\s\\S]*\\S")]
     q: String,
 }
 
@@ -55,7 +56,12 @@ async fn search_customers(
     auth.require(Permission::ReadTickets)?;
     let (limit, offset) = page.resolve()?;
     let q = q.q.trim();
-    if q.chars().count() < 2 {
+    // Spaces as the document's `\s` counts them (Unicode's, plus the separators U+001C..U+001F).
+    let visible = q
+        .chars()
+        .filter(|c| !c.is_whitespace() && !('\u{1c}'..='\u{1f}').contains(c))
+        .count();
+    if visible < 2 {
         return Err(ApiError::field("q", "needs at least two characters"));
     }
     let mut conn = state.store.pool().acquire().await?;
@@ -215,11 +221,16 @@ struct ImportContract {
     iban: Option<String>,
     monthly_deposit: Option<f64>,
     counter_number: Option<String>,
-    /// Unix seconds.
+    /// Unix seconds (years 1 to 9999).
+    #[schema(minimum = -62135596800i64, maximum = 253402300799i64)]
     start_date: Option<i64>,
-    /// Unix seconds.
+    /// Unix seconds (years 1 to 9999).
+    #[schema(minimum = -62135596800i64, maximum = 253402300799i64)]
     end_date: Option<i64>,
 }
+
+/// Contract dates the database can hold: 0001-01-01 to 9999-12-31, in unix seconds.
+const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
 
 /// Checks the fields the mirror relies on, naming the first bad one (`[3].contracts[0].id`).
 fn validate_import(body: &Value) -> ApiResult<()> {
@@ -302,10 +313,13 @@ fn validate_import(body: &Value) -> ApiResult<()> {
                 }
             }
             for date in ["startDate", "endDate"] {
-                if k.get(date).is_some_and(|d| !d.is_null() && !d.is_number()) {
+                let bad = k.get(date).is_some_and(|d| {
+                    !d.is_null() && d.as_i64().is_none_or(|s| !UNIX_SECONDS.contains(&s))
+                });
+                if bad {
                     return Err(ApiError::field(
                         &format!("{field}.{date}"),
-                        "must be unix seconds",
+                        "must be whole unix seconds between the years 1 and 9999",
                     ));
                 }
             }

@@ -110,6 +110,12 @@ impl From<StoreError> for ApiError {
                         "already exists ({})",
                         db.constraint().unwrap_or("unique key")
                     )),
+                    // Foreign-key violation: an id in the request names nothing (a check
+                    // before the write may lose a race with a delete; the key never does).
+                    "23503" => ApiError::NotFound(format!(
+                        "a referenced record does not exist ({})",
+                        db.constraint().unwrap_or("foreign key")
+                    )),
                     // Data exceptions: a NUL character in text, a number out of range, …
                     code if code.starts_with("22") => ApiError::BadRequest(
                         "a value cannot be stored (for example text with a NUL character or a number out of range)"

@@ -114,29 +114,71 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let message = e.into_inner().to_string();
-                // A missing parameter has no path; serde names it in the message.
-                let field = if path == "." {
-                    message
-                        .strip_prefix("missing field `")
-                        .and_then(|m| m.split('`').next())
-                        .unwrap_or("query")
-                        .to_owned()
-                } else {
-                    path
-                };
-                ApiError::BadRequest(
+        let mut pairs: Vec<(String, String)> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .map(|(k, v)| (k.into_owned(), no_nul(&v)))
+                .collect();
+        // Each round may turn one whole float ("-5.0", JSON Schema's integer -5) of the field
+        // serde refused into an integer; string parameters are never touched.
+        for _ in 0..=pairs.len() {
+            let (field, message) = match parse_query(&pairs) {
+                Ok(v) => return Ok(ApiQuery(v)),
+                Err(e) => e,
+            };
+            let mut retry = false;
+            for (_, v) in pairs.iter_mut().filter(|(k, _)| *k == field) {
+                if let Some(n) = whole_number(v) {
+                    *v = n;
+                    retry = true;
+                }
+            }
+            if !retry {
+                return Err(ApiError::BadRequest(
                     format!("invalid query parameter {field}: {message}"),
                     vec![FieldError { field, message }],
-                )
-            })
+                ));
+            }
+        }
+        Err(ApiError::field("query", "cannot be read"))
     }
+}
+
+/// The query as `T`, or the parameter serde refused and why.
+fn parse_query<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, (String, String)> {
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(encoded.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // A missing parameter has no path; serde names it in the message.
+        let field = if path == "." {
+            message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next())
+                .unwrap_or("query")
+                .to_owned()
+        } else {
+            path
+        };
+        (field, message)
+    })
+}
+
+/// `"-5.0"` → `"-5"`: a number without a fractional part, written as an integer.
+fn whole_number(v: &str) -> Option<String> {
+    if v.parse::<i64>().is_ok() {
+        return None;
+    }
+    let f: f64 = v.trim().parse().ok()?;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| format!("{}", f as i64))
+}
+
+/// PostgreSQL text cannot hold U+0000; it becomes U+FFFD, as undecodable bytes do elsewhere,
+/// instead of failing the whole request in the database.
+pub(crate) fn no_nul(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
 }
 
 /// Parses a JSON body; an error is a 400 problem naming the offending field. For handlers that
@@ -151,13 +193,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
             }],
         )
     })?;
-    if has_huge_number(&value) {
-        return Err(ApiError::field(
-            "body",
-            "numbers beyond ±1e300 are not accepted (they do not survive storage)",
-        ));
-    }
     integral_floats_to_integers(&mut value);
+    strip_nul(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
@@ -187,18 +224,6 @@ pub(crate) fn parse_optional_json<T: DeserializeOwned + Default>(
     }
 }
 
-/// PostgreSQL keeps JSON numbers as exact decimals; one near f64's limit can round beyond it on
-/// the way back and could then never be read again.
-fn has_huge_number(v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match v {
-        Value::Number(n) => n.as_f64().is_some_and(|f| f.abs() > 1e300),
-        Value::Array(items) => items.iter().any(has_huge_number),
-        Value::Object(map) => map.values().any(has_huge_number),
-        _ => false,
-    }
-}
-
 /// JSON Schema's `integer` includes `3.0`; serde's integers do not. Whole floats become integers
 /// so that such a value is read as the integer it is.
 fn integral_floats_to_integers(v: &mut serde_json::Value) {
@@ -213,6 +238,25 @@ fn integral_floats_to_integers(v: &mut serde_json::Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
         Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+/// Replaces U+0000 in every string and key of a body (see [`no_nul`]).
+fn strip_nul(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => *s = no_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (no_nul(&k), v))
+                    .collect();
+            }
+            map.values_mut().for_each(strip_nul);
+        }
         _ => {}
     }
 }
@@ -269,5 +313,46 @@ impl AuthCache {
             }
             entries.insert(auth::hash_token(token), (user, Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Page {
+        limit: Option<i64>,
+        q: Option<String>,
+    }
+
+    fn query(uri: &str) -> Result<Page, ApiError> {
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri(uri)
+            .body(())
+            .map(|r| r.into_parts())
+            .expect("request");
+        futures::executor::block_on(ApiQuery::<Page>::from_request_parts(&mut parts, &()))
+            .map(|ApiQuery(p)| p)
+    }
+
+    #[test]
+    fn whole_floats_are_integers_in_integer_parameters_only() {
+        let p = query("/x?limit=-5.0&q=5.0").expect("accepted");
+        assert_eq!(p.limit, Some(-5));
+        assert_eq!(p.q.as_deref(), Some("5.0"), "a string parameter is left as sent");
+        match query("/x?limit=5.5") {
+            Err(ApiError::BadRequest(_, fields)) => assert_eq!(fields[0].field, "limit"),
+            other => panic!("expected a 400 naming limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nul_becomes_the_replacement_character_in_queries_and_bodies() {
+        let p = query("/x?q=a%00b").expect("accepted");
+        assert_eq!(p.q.as_deref(), Some("a\u{FFFD}b"));
+        let v: serde_json::Value =
+            parse_json(br#"{"k\u0000": ["x\u0000"]}"#).expect("accepted");
+        assert_eq!(v, serde_json::json!({"k\u{FFFD}": ["x\u{FFFD}"]}));
     }
 }

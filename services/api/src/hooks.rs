@@ -123,10 +123,17 @@ struct EventSearch {
     kind: Option<String>,
     ticket_id: Option<i64>,
     /// `open`, `processing`, `closed` or `error`.
+    #[schema(schema_with = event_status_schema)]
     status: Option<String>,
     /// 1 to 1000, default 50.
+    #[schema(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[schema(minimum = 0)]
     offset: Option<i64>,
+}
+
+fn event_status_schema() -> utoipa::openapi::Object {
+    switchyard_store::schema::optional_string_enum(&["open", "processing", "closed", "error"])
 }
 
 #[derive(Serialize, ToSchema)]
@@ -137,7 +144,8 @@ struct EventPage {
 }
 
 /// Search events (newest first), with each hook's outcome
-#[utoipa::path(post, path = "/api/mind/event/search", tag = "events", request_body = EventSearch,
+#[utoipa::path(post, path = "/api/mind/event/search", tag = "events",
+    request_body(content = Option<EventSearch>, description = "optional: every event"),
     responses((status = 200, body = EventPage), (status = 403, body = crate::Problem)))]
 async fn search_events(
     State(state): State<ApiState>,
@@ -145,11 +153,7 @@ async fn search_events(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<EventPage>> {
     auth.require(Permission::EventHooks)?;
-    let f: EventSearch = if body.iter().all(u8::is_ascii_whitespace) {
-        EventSearch::default()
-    } else {
-        parse_json(&body)?
-    };
+    let f: EventSearch = crate::extract::parse_optional_json(&body)?;
     let (limit, offset) = crate::Page {
         limit: f.limit,
         offset: f.offset,
@@ -201,8 +205,13 @@ async fn event_types(auth: Auth) -> ApiResult<Json<EventTypes>> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UdfFilter {
-    /// `udf` or `tool`; absent: both.
+    /// `udf` or `tool`; absent, empty or `all`: both.
+    #[param(schema_with = udf_filter_schema)]
     filter: Option<String>,
+}
+
+fn udf_filter_schema() -> utoipa::openapi::Object {
+    switchyard_store::schema::string_enum(&["udf", "tool", "all", ""])
 }
 
 #[derive(Serialize, ToSchema)]

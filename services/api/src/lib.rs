@@ -10,6 +10,7 @@ mod chat;
 mod conversation;
 mod customers;
 mod dlq;
+mod doc_rules;
 mod error;
 mod execution;
 mod extract;
@@ -170,11 +171,19 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                     }
                 }
             }
-            if has_path_param {
+            // A path id, or an id in the body (contractId, aiAgentId, …), may name nothing.
+            if has_path_param || op.request_body.is_some() {
                 op.responses
                     .responses
                     .entry("404".into())
                     .or_insert_with(|| problem("No such resource"));
+            }
+            // A write may collide with a unique name or id (answered 409 everywhere).
+            if op.request_body.is_some() {
+                op.responses
+                    .responses
+                    .entry("409".into())
+                    .or_insert_with(|| problem("Conflicts with an existing record"));
             }
             if op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                 op.responses
@@ -213,7 +222,7 @@ pub fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
 /// The whole HTTP application: the API, its OpenAPI document, health and metrics.
 pub fn app(state: ApiState, health: Health) -> Router {
     let (api, openapi) = routes();
-    let doc = std::sync::Arc::new(openapi);
+    let doc = std::sync::Arc::new(doc_rules::finish(&openapi));
     api.route(
         "/api/mind/docs/open-api",
         get(move |_auth: Auth| {
@@ -250,12 +259,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// A positive integer id from the path; a 400 naming `field` otherwise.
+/// A positive integer id from the path. Anything else (`/ticket/0`, `/ticket/None`) names no
+/// resource, so it is a 404 like an id that does not exist, as the document says.
 pub(crate) fn path_id(field: &str, raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| ApiError::field(field, "must be a positive integer"))
+        .ok_or_else(|| ApiError::NotFound(format!("{field} {raw:?}: ids are positive integers")))
 }
 
 /// `limit`/`offset` of list endpoints.
@@ -290,7 +300,7 @@ mod tests {
     #[test]
     fn the_seed_endpoints_are_all_in_the_openapi_document() {
         let (_, doc) = super::routes();
-        let doc = serde_json::to_value(&doc).unwrap_or_default();
+        let doc = super::doc_rules::finish(&doc);
         let list = include_str!("../seed_endpoints.tsv");
         let mut missing = Vec::new();
         let mut count = 0;

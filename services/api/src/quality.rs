@@ -107,8 +107,24 @@ struct ScheduleRequest {
     channel: Option<String>,
     /// `{limit}`: at most this many test tickets (default 500).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = run_config_schema)]
     config: Value,
+}
+
+/// `config` is kept as sent (other keys are accepted for the reference product's clients); only
+/// `limit` is read.
+fn run_config_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property(
+            "limit",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+                .minimum(Some(1))
+                .maximum(Some(10_000)),
+        )
+        .build()
 }
 
 #[derive(Serialize, ToSchema)]
@@ -131,6 +147,9 @@ async fn schedule_run(
     // Every field is optional, the body too.
     let req: ScheduleRequest = crate::extract::parse_optional_json(&body)?;
     let _ = req.channel;
+    if !(req.config.is_object() || req.config.is_null()) {
+        return Err(ApiError::field("config", "must be an object"));
+    }
     let limit = match req.config.get("limit") {
         None | Some(Value::Null) => 500,
         Some(v) => v

@@ -22,10 +22,53 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[into_params(parameter_in = Query)]
 struct Filter {
     /// Comma-separated channels (`email,chat`); `all` or absent for every channel.
-    #[param(pattern = "^[A-Za-z, ]*$")]
+    #[param(schema_with = channels_schema)]
     channels: Option<String>,
     #[param(minimum = 1)]
     id: Option<i64>,
+}
+
+/// The channel list as a pattern: known channel names or `all`, separated by commas, with
+/// spaces around them (what [`parse_channels`] accepts).
+fn channels_schema() -> utoipa::openapi::Object {
+    let names = channel_names().join("|");
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!("^ *({names})? *(, *({names})? *)*$")))
+        .build()
+}
+
+fn channel_names() -> Vec<&'static str> {
+    switchyard_domain::Channel::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .chain(["all"])
+        .collect()
+}
+
+/// `"email, chat"` → `["email", "chat"]`; `all` and empty items mean every channel; an unknown
+/// name is a 400 (a typo must not silently list nothing).
+fn parse_channels(raw: Option<&str>) -> Result<Vec<String>, crate::error::ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let known = channel_names();
+    let mut channels = Vec::new();
+    // A pattern's `$` also matches before one final newline.
+    for item in raw.strip_suffix('\n').unwrap_or(raw).split(',') {
+        let item = item.trim_matches(' ');
+        if item.is_empty() || item == "all" {
+            continue;
+        }
+        if !known.contains(&item) {
+            return Err(crate::error::ApiError::field(
+                "channels",
+                format!("unknown channel {item:?}; one of {}", known.join(", ")),
+            ));
+        }
+        channels.push(item.to_owned());
+    }
+    Ok(channels)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -49,17 +92,7 @@ async fn list_subchannels(
             "must be a positive integer",
         ));
     }
-    let channels: Vec<String> = f
-        .channels
-        .as_deref()
-        .map(|c| {
-            c.split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty() && *c != "all")
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let channels = parse_channels(f.channels.as_deref())?;
     let mut conn = state.store.pool().acquire().await?;
     Ok(Json(List {
         success: true,

@@ -59,9 +59,34 @@ pub struct CreateTicket {
     /// Accepted as a string or a number.
     pub contract_id: Option<Value>,
     pub channel_id: Option<String>,
-    /// The seed's format, ISO 8601 or unix seconds.
+    /// The seed's format, ISO 8601 or unix seconds (years 1 to 9999).
+    #[schema(schema_with = created_at_schema)]
     pub created_at: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     pub additional_data: Option<Value>,
+}
+
+/// Unix seconds PostgreSQL can hold as a timestamp here: the years 1 to 9999.
+const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+fn created_at_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+    };
+    Schema::AnyOf(AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(*UNIX_SECONDS.start()))
+                .maximum(Some(*UNIX_SECONDS.end())),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build())
 }
 
 /// Largest body accepted on the API (larger mails arrive through the mail connector).
@@ -133,6 +158,7 @@ impl CreateTicket {
             Some(Value::Number(n)) => {
                 let t = n
                     .as_i64()
+                    .filter(|s| UNIX_SECONDS.contains(s))
                     .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
                 if t.is_none() {
                     bad("createdAt", "not a unix timestamp");
@@ -184,15 +210,14 @@ impl CreateTicket {
     }
 }
 
+/// What a sender on channel `email` must contain: `local@domain.tld`, bare or as
+/// `Name <local@domain.tld>`. The OpenAPI document carries the same pattern.
+pub(crate) const EMAIL_PATTERN: &str = r"[^ \t\r\n@<>]@[^ \t\r\n@<>]*\.[^ \t\r\n@<>]";
+
 fn looks_like_email(s: &str) -> bool {
-    let addr = s
-        .rsplit_once('<')
-        .map(|(_, a)| a.trim_end_matches('>'))
-        .unwrap_or(s);
-    match addr.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains(' '),
-        None => false,
-    }
+    static EMAIL: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(EMAIL_PATTERN).ok());
+    EMAIL.as_ref().is_some_and(|re| re.is_match(s))
 }
 
 /// Answer when ingest has not confirmed in time: the ticket still appears.
@@ -338,6 +363,7 @@ pub struct UpdateTicket {
     /// Accepted as a string or a number.
     pub contract_id: Option<Value>,
     /// Merged into the ticket's additionalData; a key set to null is removed.
+    #[schema(value_type = Option<Object>)]
     pub additional_data: Option<Value>,
 }
 
@@ -428,7 +454,11 @@ impl UpdateTicket {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .or_else(|| {
+                        v.as_str()
+                            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|s| s.parse().ok())
+                    })
                     .filter(|c| *c > 0)
                     .ok_or_else(|| ApiError::field(&field("contractId"), "must be a numeric id"))?,
             ),
@@ -442,9 +472,8 @@ impl UpdateTicket {
             additional_data: self.additional_data,
             ..Default::default()
         };
-        if patch.is_empty() {
-            return Err(ApiError::field(&field("body"), "nothing to change"));
-        }
+        // An empty patch changes nothing and answers with the ticket, like a form sent
+        // unchanged.
         Ok(patch)
     }
 }
@@ -476,6 +505,9 @@ async fn apply_update(
 
 /// `events.TicketUpdated`, after the commit.
 async fn announce_update(state: &ApiState, id: i64, patch: &tickets::TicketPatch, actor: &str) {
+    if patch.is_empty() {
+        return;
+    }
     let event = json!({"event": "TicketUpdated", "ticketId": id,
                        "data": {"ticketId": id, "changes": patch, "by": actor}});
     let msg_id = format!("TicketUpdated:{id}:{}", uuid::Uuid::now_v7());

@@ -70,7 +70,7 @@ pub struct AiAgent {
     #[schema(pattern = "^(rulebased|smart)$")]
     pub intelligence: String,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub appearance: Value,
     #[serde(default)]
     pub example_ticket_ids: Vec<i64>,
@@ -88,6 +88,7 @@ pub struct AgentSettings {
     pub parameters: Vec<AgentParameter>,
     #[serde(default)]
     pub response_cases: Vec<ResponseCase>,
+    /// Steps run when the agent executes: objects such as `{"type": "apiCall", …}`.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub executor: Vec<Value>,
@@ -98,12 +99,40 @@ pub struct AgentSettings {
     pub extra: Map<String, Value>,
 }
 
+/// The validations the parameter extractor knows (see `switchyard_nlp::params::Kind`).
+pub const PARAMETER_VALIDATIONS: &[&str] = &[
+    "iban",
+    "date",
+    "amount",
+    "meterNumber",
+    "meterReading",
+    "address",
+    "postalCode",
+    "email",
+    "number",
+];
+
+fn validation_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            PARAMETER_VALIDATIONS
+                .iter()
+                .map(|v| Value::from(*v))
+                .chain([Value::Null]),
+        ))
+        .build()
+}
+
 /// A value the agent needs, read from the message (or the ticket, contract, customer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentParameter {
     #[serde(default)]
     pub id: Option<i64>,
+    /// Unique within the agent.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub key: String,
     #[serde(default)]
     pub name: String,
@@ -123,6 +152,7 @@ pub struct AgentParameter {
     /// How the value is found and checked: `iban`, `date`, `amount`, `meterNumber`,
     /// `meterReading`, `address`, `postalCode`, `email`, `number`.
     #[serde(default)]
+    #[schema(schema_with = validation_schema)]
     pub validation: Option<String>,
     /// Cue words near the value (ours); a leading `!` marks a cue against ("!alte Adresse").
     #[serde(default)]
@@ -143,8 +173,9 @@ pub struct AgentParameter {
 pub struct ResponseCase {
     #[serde(default)]
     pub id: Option<i64>,
+    /// An object over the parameters; null or `{}` always holds.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub condition: Value,
     #[serde(default)]
     pub output: ResponseOutput,

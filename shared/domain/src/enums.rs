@@ -1,17 +1,32 @@
 //! The ticket's enumerations, with the exact spellings of the seeds.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Declares a string enum whose wire names are given explicitly, with `as_str`/`parse` for the
 /// database (which stores the wire name, so SQL filters read like the API).
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
             $(#[serde(rename = $wire)] $variant),+
         }
+
+        // By hand: the derive cannot read a `rename` passed through this macro and would
+        // document the Rust variant names instead of the wire names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc: &[&str] = &[$($doc),*];
+                let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($wire),+]))
+                    .description((!description.is_empty()).then_some(description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -189,6 +204,21 @@ mod tests {
         assert_eq!(Channel::parse("walkIn"), Some(Channel::WalkIn));
         assert_eq!(Interface::parse("Freshdesk"), Some(Interface::Freshdesk));
         assert_eq!(Channel::parse("fax"), None);
+    }
+
+    #[test]
+    fn the_openapi_schema_lists_the_wire_names() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(TicketStatus::schema()).expect("schema");
+        let wire: Vec<&str> = TicketStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(schema["enum"], serde_json::json!(wire));
+        assert!(schema["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Ticket life cycle.")));
+        let schema = serde_json::to_value(Interface::schema()).expect("schema");
+        assert!(schema["enum"]
+            .as_array()
+            .is_some_and(|e| e.contains(&serde_json::json!("Freshdesk"))));
     }
 
     #[test]

@@ -142,13 +142,19 @@ pub async fn authenticate(conn: &mut PgConnection, token: &str) -> Result<Option
     .await
 }
 
-/// On first start (no user at all) creates the local admin and returns its token; otherwise
-/// `None`. Serialized by an advisory lock so that two API replicas create one admin.
+/// The user the workers' own tokens belong to (hooks, scripts calling the API).
+pub const SERVICE_USER_EMAIL: &str = "service@switchyard.local";
+
+/// On first start (no user but the service user) creates the local admin and returns its
+/// token; otherwise `None`. The service user does not count: in `switchyard all` the workers may
+/// create it before the API starts, and the operator would then never get a token.
+/// Serialized by an advisory lock so that two API replicas create one admin.
 pub async fn ensure_admin(conn: &mut PgConnection) -> Result<Option<String>> {
     sqlx::query("SELECT pg_advisory_xact_lock(7411001)")
         .execute(&mut *conn)
         .await?;
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
+    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email <> $1)")
+        .bind(SERVICE_USER_EMAIL)
         .fetch_one(&mut *conn)
         .await?;
     if any {

@@ -171,7 +171,7 @@ pub async fn import(conn: &mut PgConnection, customers: &Value) -> Result<(u64, 
                           'iban','monthlyDeposit','counterNumber','startDate','endDate']
            FROM (SELECT DISTINCT ON ((k->>'id')::bigint) c, k
                    FROM jsonb_array_elements($1) WITH ORDINALITY AS e(c, n),
-                        jsonb_array_elements(coalesce(c->'contracts', '[]')) WITH ORDINALITY AS f(k, m)
+                        jsonb_array_elements(CASE jsonb_typeof(c->'contracts') WHEN 'array' THEN c->'contracts' ELSE '[]' END) WITH ORDINALITY AS f(k, m)
                   ORDER BY (k->>'id')::bigint, n DESC, m DESC) last_of_each
          ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
                 energy = EXCLUDED.energy, email = EXCLUDED.email, delivery_address = EXCLUDED.delivery_address,

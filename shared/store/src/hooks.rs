@@ -64,6 +64,7 @@ pub struct HookExecutorInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HookInput {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     /// Event names, e.g. `["TicketCreated", "TicketResponse"]`; absent: the hook's `name`.
     #[serde(default)]
@@ -336,9 +337,11 @@ pub async fn search_events(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UdfInput {
     /// Letters, digits, `_` and `-`, starting with a letter; unique. Called by this name.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     pub name: String,
     /// `udf` (default) or `tool` (offered to smart agents).
     #[serde(alias = "type")]
+    #[schema(schema_with = udf_type_schema)]
     pub udf_type: Option<String>,
     #[serde(default)]
     pub description: String,
@@ -347,6 +350,7 @@ pub struct UdfInput {
     /// Only admins may run it (default true).
     pub is_private: Option<bool>,
     /// `{udfExecutor: {type: "sourceCode", language: "rhai", code}}`.
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
 }
 
@@ -373,6 +377,10 @@ impl Udf {
             .and_then(Value::as_str)
             .filter(|c| !c.trim().is_empty())
     }
+}
+
+fn udf_type_schema() -> utoipa::openapi::Object {
+    crate::schema::optional_string_enum(&["udf", "tool"])
 }
 
 fn valid_udf_name(name: &str) -> bool {

@@ -41,30 +41,92 @@ pub struct Tag {
     pub modified_at: DateTime<Utc>,
 }
 
+/// Closed lists of a tag's fields, shared by validation and the OpenAPI document.
+pub const TAG_REFERENCES: &[&str] = &["ticket", "contract", "customer"];
+pub const TAG_TYPES: &[&str] = &[
+    "skill",
+    "product",
+    "brand",
+    "customerProperty",
+    "contractProperty",
+    "other",
+];
+pub const TAG_VISIBILITIES: &[&str] = &["public", "private", "disabled"];
+pub const TAG_COLORS: &[&str] = &[
+    "grey", "green", "red", "blue", "yellow", "purple", "orange", "teal",
+];
+pub const TAG_PRIORITIES: &[&str] = &["do-not-change", "low", "medium", "high", "urgent"];
+
+mod tag_schema {
+    use crate::schema::{optional_string_enum, string_enum_array};
+    use utoipa::openapi::{schema::Array, Object};
+    pub fn reference() -> Object {
+        optional_string_enum(super::TAG_REFERENCES)
+    }
+    pub fn kind() -> Object {
+        optional_string_enum(super::TAG_TYPES)
+    }
+    pub fn visibility() -> Object {
+        optional_string_enum(super::TAG_VISIBILITIES)
+    }
+    pub fn color() -> Object {
+        optional_string_enum(super::TAG_COLORS)
+    }
+    pub fn priority() -> Object {
+        optional_string_enum(super::TAG_PRIORITIES)
+    }
+    pub fn properties() -> Array {
+        string_enum_array(&["defaultSkill"])
+    }
+    pub fn channels() -> Array {
+        let names: Vec<&str> = switchyard_domain::Channel::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        string_enum_array(&names)
+    }
+    pub fn assignment() -> Array {
+        string_enum_array(super::ASSIGNMENTS)
+    }
+}
+
 /// The fields of a tag an operator sets (`POST /api/mind/tag`).
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TagInput {
     /// Given: update that tag; absent: create one.
+    #[schema(minimum = 1)]
     pub id: Option<i64>,
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
+    #[schema(minimum = 1)]
     pub parent: Option<i64>,
+    #[schema(schema_with = tag_schema::reference)]
     pub reference: Option<String>,
     #[serde(rename = "type")]
+    #[schema(schema_with = tag_schema::kind)]
     pub kind: Option<String>,
+    #[schema(schema_with = tag_schema::visibility)]
     pub visibility: Option<String>,
+    #[schema(schema_with = tag_schema::color)]
     pub color: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = tag_schema::properties)]
     pub properties: Vec<String>,
     pub complexity: Option<String>,
+    /// Business hours.
+    #[schema(exclusive_minimum = 0, maximum = 8760)]
     pub sla: Option<f64>,
+    #[schema(schema_with = tag_schema::priority)]
     pub priority: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = tag_schema::channels)]
     pub channels: Vec<String>,
     #[serde(default)]
     pub subchannels: Vec<i64>,
     pub detection_details: Option<Value>,
     #[serde(default)]
+    #[schema(schema_with = tag_schema::assignment)]
     pub assignment: Vec<String>,
     pub routing_relevant: Option<bool>,
     pub test_case: Option<Value>,
@@ -104,40 +166,31 @@ pub async fn save_tag(conn: &mut PgConnection, t: &TagInput, actor: &str) -> Res
     let reference = one_of(
         "reference",
         &t.reference,
-        &["ticket", "contract", "customer"],
+        TAG_REFERENCES,
         "ticket",
     )?;
     let kind = one_of(
         "type",
         &t.kind,
-        &[
-            "skill",
-            "product",
-            "brand",
-            "customerProperty",
-            "contractProperty",
-            "other",
-        ],
+        TAG_TYPES,
         "skill",
     )?;
     let visibility = one_of(
         "visibility",
         &t.visibility,
-        &["public", "private", "disabled"],
+        TAG_VISIBILITIES,
         "public",
     )?;
     let color = one_of(
         "color",
         &t.color,
-        &[
-            "grey", "green", "red", "blue", "yellow", "purple", "orange", "teal",
-        ],
+        TAG_COLORS,
         "grey",
     )?;
     let priority = one_of(
         "priority",
         &t.priority,
-        &["do-not-change", "low", "medium", "high", "urgent"],
+        TAG_PRIORITIES,
         "do-not-change",
     )?;
     if t.sla.is_some_and(|s| !(s > 0.0 && s <= 24.0 * 365.0)) {

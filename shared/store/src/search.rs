@@ -24,7 +24,7 @@ pub struct Filter {
     pub to: Option<Value>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
     Int,
     Text,
@@ -79,6 +79,110 @@ fn column(key: &str) -> Option<(&'static str, Kind)> {
     })
 }
 
+/// Every filter key, for the OpenAPI document (the `column` table is the rule).
+pub const KEYS: &[&str] = &[
+    "t.id",
+    "t.status",
+    "t.channel",
+    "t.direction",
+    "t.priority",
+    "t.aiSupportLevel",
+    "t.sentiment",
+    "t.spamStatus",
+    "t.from",
+    "t.languageCode",
+    "t.createdAt",
+    "t.modifiedAt",
+    "t.dueBy",
+    "t.lastMessageAt",
+    "t.lastCustomerMessageAt",
+    "t.agentId",
+    "t.contractId",
+    "t.customerId",
+    "t.subchannelId",
+    "tt.tagId",
+    "i.aiAgentId",
+];
+
+/// Unix seconds PostgreSQL can compare with a timestamp: the years 1 to 9999.
+const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// JSON Schema of one filter: for each kind of key, the comparators it takes and the values
+/// `typed` accepts, so the document states the filter language the server enforces.
+pub fn filter_schema() -> Value {
+    use serde_json::json;
+    let int = json!({"anyOf": [
+        {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+        {"type": "string", "pattern": "^-?[0-9]{1,18}$"}
+    ]});
+    let text = json!({"anyOf": [
+        {"type": "string"},
+        {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}
+    ]});
+    let time = json!({"anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "integer", "minimum": UNIX_SECONDS.start(), "maximum": UNIX_SECONDS.end()}
+    ]});
+    // One variant: these keys, these comparators, the value fields it reads.
+    let variant = |keys: Vec<&str>, comparators: &[&str], fields: &[(&str, Value)]| {
+        // Fields a comparator does not read may be sent with any value (`values` as a list).
+        let mut props = serde_json::Map::new();
+        for f in ["value", "from", "to"] {
+            props.insert(f.to_owned(), json!({}));
+        }
+        props.insert("values".into(), json!({"type": ["array", "null"]}));
+        props.insert("key".into(), json!({"type": "string", "enum": keys}));
+        props.insert(
+            "comparator".into(),
+            json!({"type": "string", "enum": comparators}),
+        );
+        let mut required = vec!["key", "comparator"];
+        for (f, schema) in fields {
+            props.insert((*f).to_owned(), schema.clone());
+            required.push(f);
+        }
+        json!({"type": "object", "properties": props, "required": required,
+               "additionalProperties": false})
+    };
+    let list = |item: &Value, min: usize| json!({"type": "array", "items": item, "minItems": min});
+    let mut variants = Vec::new();
+    let mut by_kind: Vec<(Vec<&str>, Kind)> = Vec::new();
+    for key in KEYS {
+        let Some((col, kind)) = column(key) else {
+            continue;
+        };
+        if col == "tt.tagId" || col == "i.aiAgentId" {
+            variants.push(variant(vec![key], &["=", "!="], &[("value", int.clone())]));
+            variants.push(variant(vec![key], &["in"], &[("values", list(&int, 0))]));
+            continue;
+        }
+        match by_kind.iter_mut().find(|(_, k)| *k == kind) {
+            Some((keys, _)) => keys.push(key),
+            None => by_kind.push((vec![key], kind)),
+        }
+    }
+    for (keys, kind) in by_kind {
+        let value = match kind {
+            Kind::Int => int.clone(),
+            Kind::Text => text.clone(),
+            Kind::Time => time.clone(),
+            Kind::Enum(allowed) => json!({"type": "string", "enum": allowed}),
+        };
+        let compare = ["=", "!=", ">", "<", ">=", "<="];
+        variants.push(variant(keys.clone(), &compare, &[("value", value.clone())]));
+        variants.push(variant(keys.clone(), &["in"], &[("values", list(&value, 1))]));
+        variants.push(variant(
+            keys.clone(),
+            &["between"],
+            &[("from", value.clone()), ("to", value)],
+        ));
+        if matches!(kind, Kind::Text | Kind::Enum(_)) {
+            variants.push(variant(keys, &["like"], &[("value", text.clone())]));
+        }
+    }
+    json!({"anyOf": variants})
+}
+
 enum Bound {
     Int(i64),
     Text(String),
@@ -90,13 +194,24 @@ fn typed(field: &str, kind: Kind, v: &Value) -> Result<Bound> {
     match kind {
         Kind::Int => v
             .as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .or_else(|| {
+                v.as_str()
+                    .filter(|s| {
+                        let digits = s.strip_prefix('-').unwrap_or(s);
+                        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .and_then(|s| s.parse().ok())
+            })
             .map(Bound::Int)
             .ok_or_else(|| bad("must be an integer")),
         Kind::Time => v
             .as_str()
             .and_then(parse_time)
-            .or_else(|| v.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)))
+            .or_else(|| {
+                v.as_i64()
+                    .filter(|s| UNIX_SECONDS.contains(s))
+                    .and_then(|s| DateTime::from_timestamp(s, 0))
+            })
             .map(Bound::Time)
             .ok_or_else(|| {
                 bad("must be a timestamp (YYYY-MM-DD HH:MM:SS, ISO 8601 or unix seconds)")

@@ -32,6 +32,9 @@ pub struct SettingDef {
     pub default: fn() -> Value,
     /// Extra bounds beyond the type; `Err` names what is wrong.
     pub check: fn(&Value) -> Result<(), String>,
+    /// JSON Schema of the value, so the OpenAPI document tells clients (and fuzzers) the same
+    /// bounds `check` enforces, as far as JSON Schema can say them.
+    pub schema: fn() -> Value,
 }
 
 fn no_check(_: &Value) -> Result<(), String> {
@@ -101,6 +104,73 @@ fn language_codes(v: &Value) -> Result<(), String> {
     }
 }
 
+fn bool_schema() -> Value {
+    json!({"type": "boolean"})
+}
+
+fn string_schema() -> Value {
+    json!({"type": "string"})
+}
+
+fn url_schema() -> Value {
+    json!({"type": "string", "pattern": "^https?://"})
+}
+
+fn hours_schema() -> Value {
+    json!({"type": "number", "exclusiveMinimum": 0, "maximum": 8760})
+}
+
+fn fraction_schema() -> Value {
+    json!({"type": "number", "minimum": 0, "maximum": 1})
+}
+
+fn agent_list_schema() -> Value {
+    json!({"type": "array", "items": {"anyOf": [
+        {"type": "string"},
+        {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}
+    ]}})
+}
+
+fn hours_by_channel_schema() -> Value {
+    let channels: serde_json::Map<String, Value> = switchyard_domain::Channel::ALL
+        .iter()
+        .map(|c| (c.as_str().to_owned(), hours_schema()))
+        .collect();
+    json!({"type": "object", "properties": channels, "additionalProperties": false})
+}
+
+fn business_hours_schema() -> Value {
+    let time = json!({"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"});
+    let day = json!({"type": "array", "items": {
+        "type": "array", "items": time, "minItems": 2, "maxItems": 2
+    }});
+    let days: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| ((*d).to_owned(), day.clone()))
+        .collect();
+    // Some day must have working time (a present day with at least one interval).
+    let some_day: Vec<Value> = days
+        .keys()
+        .map(|d| json!({"required": [d], "properties": {d.as_str(): {"minItems": 1}}}))
+        .collect();
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    json!({
+        "type": "object",
+        "description": "Intervals must end after they start and must not overlap.",
+        "properties": {
+            "timezone": {"type": "string", "enum": zones},
+            "hours": {"type": "object", "properties": days, "additionalProperties": false, "anyOf": some_day},
+            "holidayState": {"type": ["string", "null"], "enum": switchyard_calendar::STATES.iter().map(|s| Value::from(*s)).chain([Value::Null]).collect::<Vec<_>>()},
+            "extraHolidays": {"type": "array", "items": {"type": "string", "format": "date"}}
+        },
+        "additionalProperties": false
+    })
+}
+
+fn language_codes_schema() -> Value {
+    json!({"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^[a-z]{2}$"}})
+}
+
 /// Every setting Switchyard knows. Unknown names are rejected, so a typo never silently
 /// configures nothing.
 pub static DEFINITIONS: &[SettingDef] = &[
@@ -112,6 +182,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Languages the ai stage chooses from (ISO 639-1).",
         default: || json!(["de", "en"]),
         check: language_codes,
+        schema: language_codes_schema,
     },
     SettingDef {
         name: "meterReadingConfidenceThreshold",
@@ -121,6 +192,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "A meter reading read from a photo below this confidence (0 to 1) is shown to a person and never makes an intent ready.",
         default: || json!(0.88),
         check: fraction,
+        schema: fraction_schema,
     },
     SettingDef {
         name: "defaultSlaHours",
@@ -130,6 +202,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Business hours until dueBy when no tag of the ticket sets an SLA.",
         default: || json!(16),
         check: positive_hours,
+        schema: hours_schema,
     },
     SettingDef {
         name: "firstResponseHours",
@@ -139,6 +212,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Business hours until firstResponseDueBy, for channels without their own value.",
         default: || json!(8),
         check: positive_hours,
+        schema: hours_schema,
     },
     SettingDef {
         name: "firstResponseHoursByChannel",
@@ -148,6 +222,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Business hours until firstResponseDueBy per channel, e.g. {\"chat\": 0.25}.",
         default: || json!({"email": 8, "portal": 8, "letter": 40, "chat": 0.25, "phone": 0.25}),
         check: hours_by_channel,
+        schema: hours_by_channel_schema,
     },
     SettingDef {
         name: "businessHours",
@@ -157,6 +232,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Working hours per weekday, time zone and public holidays (German state) for SLA clocks.",
         default: || serde_json::to_value(switchyard_calendar::BusinessCalendar::default()).unwrap_or_default(),
         check: business_hours,
+        schema: business_hours_schema,
     },
     SettingDef {
         name: "autopilotTagMatchingMode",
@@ -166,6 +242,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "matchAny: an agent needs one of the ticket's routing tags as a skill; matchAll: all of them.",
         default: || json!("matchAny"),
         check: |v| one_of(v, &["matchAny", "matchAll"]),
+        schema: || json!({"type": "string", "enum": ["matchAny", "matchAll"]}),
     },
     SettingDef {
         name: "autopilotOrderingSequence",
@@ -175,6 +252,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Queue order: slaDue, prioritySla, priorityNewest or priorityOldest.",
         default: || json!("slaDue"),
         check: |v| one_of(v, &["slaDue", "prioritySla", "priorityNewest", "priorityOldest"]),
+        schema: || json!({"type": "string", "enum": ["slaDue", "prioritySla", "priorityNewest", "priorityOldest"]}),
     },
     SettingDef {
         name: "lastAgentRouting",
@@ -184,6 +262,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "A customer's follow-up goes back to the agent who last worked the ticket, unless absent.",
         default: || json!(true),
         check: no_check,
+        schema: bool_schema,
     },
     SettingDef {
         name: "queueHoldSeconds",
@@ -196,6 +275,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
             Some(s) if (5.0..=3600.0).contains(&s) => Ok(()),
             _ => Err("must be between 5 and 3600 seconds".into()),
         },
+        schema: || json!({"type": "number", "minimum": 5, "maximum": 3600}),
     },
     SettingDef {
         name: "enableAiAutoProcessing",
@@ -205,6 +285,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Whether tickets may be answered without a person (dark processing).",
         default: || json!(false),
         check: no_check,
+        schema: bool_schema,
     },
     SettingDef {
         name: "immediateAiAgents",
@@ -214,6 +295,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "AI agents (ids or slugs) whose tickets are answered in the dark without approval (L5), once every gate passes.",
         default: || json!([]),
         check: agent_list,
+        schema: agent_list_schema,
     },
     SettingDef {
         name: "manualAiAgents",
@@ -223,6 +305,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "AI agents (ids or slugs) that dark processing prepares but a person approves with one click (L4, POST /intent/{id}/execute).",
         default: || json!([]),
         check: agent_list,
+        schema: agent_list_schema,
     },
     SettingDef {
         name: "autoProcessingDelayEnabled",
@@ -232,6 +315,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Wait autoProcessingDelay business hours after the customer's last message before answering in the dark.",
         default: || json!(false),
         check: no_check,
+        schema: bool_schema,
     },
     SettingDef {
         name: "autoProcessingDelay",
@@ -244,6 +328,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
             Some(h) if (0.0..=720.0).contains(&h) => Ok(()),
             _ => Err("must be between 0 and 720 hours".into()),
         },
+        schema: || json!({"type": "number", "minimum": 0, "maximum": 720}),
     },
     SettingDef {
         name: "reopenClosedTicketOnReply",
@@ -253,6 +338,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "A customer's reply to a closed or resolved ticket reopens it (else the message is only added).",
         default: || json!(true),
         check: no_check,
+        schema: bool_schema,
     },
     SettingDef {
         name: "erpApiToken",
@@ -262,6 +348,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Credential for the ERP's HTTP API.",
         default: || json!(""),
         check: no_check,
+        schema: string_schema,
     },
     SettingDef {
         name: "erpSigningSecret",
@@ -271,6 +358,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Key of the HMAC-SHA256 signature on AI agents' HTTP calls to the ERP (X-Switchyard-Signature).",
         default: || json!(""),
         check: no_check,
+        schema: string_schema,
     },
     SettingDef {
         name: "retentionDaysClosedTickets",
@@ -279,10 +367,12 @@ pub static DEFINITIONS: &[SettingDef] = &[
         secret: false,
         description: "Closed tickets are deleted with their messages and attachments this many days after closing; 0 keeps them. Test-case tickets are kept.",
         default: || json!(0),
-        check: |v| match v.as_i64() {
-            Some(d) if (0..=36500).contains(&d) => Ok(()),
+        // 30.0 is the whole number 30 in JSON (and so in the document's "integer").
+        check: |v| match v.as_f64() {
+            Some(d) if d.fract() == 0.0 && (0.0..=36500.0).contains(&d) => Ok(()),
             _ => Err("must be a whole number of days from 0 to 36500".into()),
         },
+        schema: || json!({"type": "integer", "minimum": 0, "maximum": 36500}),
     },
     SettingDef {
         name: "publicBaseUrl",
@@ -295,6 +385,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
             Some(s) if s.starts_with("http://") || s.starts_with("https://") => Ok(()),
             _ => Err("must be an http(s) URL".into()),
         },
+        schema: url_schema,
     },
     SettingDef {
         name: "microsoftClientId",
@@ -304,6 +395,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Application (client) id of the Entra ID app through which M365 mailboxes are connected by OAuth.",
         default: || json!(""),
         check: no_check,
+        schema: string_schema,
     },
     SettingDef {
         name: "microsoftClientSecret",
@@ -313,6 +405,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
         description: "Client secret of that Entra ID app.",
         default: || json!(""),
         check: no_check,
+        schema: string_schema,
     },
     SettingDef {
         name: "microsoftTenant",
@@ -325,6 +418,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
             Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) => Ok(()),
             _ => Err("must be a tenant id or domain".into()),
         },
+        schema: || json!({"type": "string", "pattern": "^[A-Za-z0-9.-]+$"}),
     },
     SettingDef {
         name: "microsoftAuthorityUrl",
@@ -337,6 +431,7 @@ pub static DEFINITIONS: &[SettingDef] = &[
             Some(s) if s.starts_with("http://") || s.starts_with("https://") => Ok(()),
             _ => Err("must be an http(s) URL".into()),
         },
+        schema: url_schema,
     },
 ];
 

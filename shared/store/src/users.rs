@@ -48,10 +48,15 @@ pub async fn get_user(conn: &mut PgConnection, id: i64) -> Result<User> {
         .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
 }
 
+fn status_schema() -> utoipa::openapi::Object {
+    crate::schema::optional_string_enum(STATUSES)
+}
+
 /// The routing fields of a user an admin (or, for `status`, the user) may change.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(schema_with = status_schema)]
     pub status: Option<String>,
     pub skills: Option<Vec<i64>>,
     pub team_ids: Option<Vec<i64>>,
