@@ -46,7 +46,9 @@ fn only_false() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::Boolean)
         .enum_values(Some([false]))
-        .description(Some("Drafts are not stored by Switchyard; only `false` is accepted."))
+        .description(Some(
+            "Drafts are not stored by Switchyard; only `false` is accepted.",
+        ))
         .build()
 }
 

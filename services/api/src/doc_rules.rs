@@ -12,7 +12,10 @@ pub(crate) const SETTING_TEMPLATE: &str = "/api/mind/settings/{name}";
 /// stays for clients written against the reference product (concrete paths match first).
 fn setting_paths(doc: &mut serde_json::Value) {
     let Some(put) = doc
-        .pointer(&format!("/paths/{}/put", SETTING_TEMPLATE.replace('/', "~1")))
+        .pointer(&format!(
+            "/paths/{}/put",
+            SETTING_TEMPLATE.replace('/', "~1")
+        ))
         .cloned()
     else {
         return;
@@ -189,8 +192,8 @@ mod tests {
         let doc = super::finish(&doc);
         for def in switchyard_store::settings::DEFINITIONS {
             let path = format!("/api/mind/settings/{}", def.name);
-            let body = &doc["paths"][&path]["put"]["requestBody"]["content"]["application/json"]
-                ["schema"];
+            let body =
+                &doc["paths"][&path]["put"]["requestBody"]["content"]["application/json"]["schema"];
             assert_eq!(body, &(def.schema)(), "{path}");
         }
         assert!(!doc["paths"][super::SETTING_TEMPLATE]["put"].is_null());

@@ -340,7 +340,11 @@ mod tests {
     fn whole_floats_are_integers_in_integer_parameters_only() {
         let p = query("/x?limit=-5.0&q=5.0").expect("accepted");
         assert_eq!(p.limit, Some(-5));
-        assert_eq!(p.q.as_deref(), Some("5.0"), "a string parameter is left as sent");
+        assert_eq!(
+            p.q.as_deref(),
+            Some("5.0"),
+            "a string parameter is left as sent"
+        );
         match query("/x?limit=5.5") {
             Err(ApiError::BadRequest(_, fields)) => assert_eq!(fields[0].field, "limit"),
             other => panic!("expected a 400 naming limit, got {other:?}"),
@@ -351,8 +355,7 @@ mod tests {
     fn nul_becomes_the_replacement_character_in_queries_and_bodies() {
         let p = query("/x?q=a%00b").expect("accepted");
         assert_eq!(p.q.as_deref(), Some("a\u{FFFD}b"));
-        let v: serde_json::Value =
-            parse_json(br#"{"k\u0000": ["x\u0000"]}"#).expect("accepted");
+        let v: serde_json::Value = parse_json(br#"{"k\u0000": ["x\u0000"]}"#).expect("accepted");
         assert_eq!(v, serde_json::json!({"k\u{FFFD}": ["x\u{FFFD}"]}));
     }
 }

@@ -73,20 +73,22 @@ fn created_at_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{
         AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
     };
-    Schema::AnyOf(AnyOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(*UNIX_SECONDS.start()))
-                .maximum(Some(*UNIX_SECONDS.end())),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build())
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(*UNIX_SECONDS.start()))
+                    .maximum(Some(*UNIX_SECONDS.end())),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build(),
+    )
 }
 
 /// Largest body accepted on the API (larger mails arrive through the mail connector).
@@ -102,10 +104,8 @@ impl CreateTicket {
             })
         };
         let channel = self.channel.unwrap_or(Channel::Email);
-        // NUL characters cannot be stored and mean nothing in a mail: drop them, keep the rest.
-        let clean = |t: Option<String>| t.map(|t| t.replace('\0', ""));
-        let (subject, body, from_name) =
-            (clean(self.subject), clean(self.body), clean(self.from_name));
+        // NUL characters were already replaced when the body was read (`extract::parse_json`).
+        let (subject, body, from_name) = (self.subject, self.body, self.from_name);
         let from = self
             .from
             .map(|f| f.trim().to_owned())

@@ -163,36 +163,11 @@ pub async fn save_tag(conn: &mut PgConnection, t: &TagInput, actor: &str) -> Res
     if t.name.trim().is_empty() {
         return Err(StoreError::invalid("name", "must not be empty"));
     }
-    let reference = one_of(
-        "reference",
-        &t.reference,
-        TAG_REFERENCES,
-        "ticket",
-    )?;
-    let kind = one_of(
-        "type",
-        &t.kind,
-        TAG_TYPES,
-        "skill",
-    )?;
-    let visibility = one_of(
-        "visibility",
-        &t.visibility,
-        TAG_VISIBILITIES,
-        "public",
-    )?;
-    let color = one_of(
-        "color",
-        &t.color,
-        TAG_COLORS,
-        "grey",
-    )?;
-    let priority = one_of(
-        "priority",
-        &t.priority,
-        TAG_PRIORITIES,
-        "do-not-change",
-    )?;
+    let reference = one_of("reference", &t.reference, TAG_REFERENCES, "ticket")?;
+    let kind = one_of("type", &t.kind, TAG_TYPES, "skill")?;
+    let visibility = one_of("visibility", &t.visibility, TAG_VISIBILITIES, "public")?;
+    let color = one_of("color", &t.color, TAG_COLORS, "grey")?;
+    let priority = one_of("priority", &t.priority, TAG_PRIORITIES, "do-not-change")?;
     if t.sla.is_some_and(|s| !(s > 0.0 && s <= 24.0 * 365.0)) {
         return Err(StoreError::invalid(
             "sla",

@@ -170,7 +170,11 @@ pub fn filter_schema() -> Value {
         };
         let compare = ["=", "!=", ">", "<", ">=", "<="];
         variants.push(variant(keys.clone(), &compare, &[("value", value.clone())]));
-        variants.push(variant(keys.clone(), &["in"], &[("values", list(&value, 1))]));
+        variants.push(variant(
+            keys.clone(),
+            &["in"],
+            &[("values", list(&value, 1))],
+        ));
         variants.push(variant(
             keys.clone(),
             &["between"],
