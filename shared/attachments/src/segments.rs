@@ -29,8 +29,6 @@ pub(crate) struct SegDigit {
     pub digit: char,
     /// How clearly every segment was on or off (0 = a coin toss, 0.5 = clean).
     pub margin: f32,
-    /// Horizontal centre of the cell in the crop (0..1).
-    pub pos: f32,
 }
 
 /// A segment display line as decoded.
@@ -202,7 +200,6 @@ pub(crate) fn read_segments(crop: &RgbImage) -> Option<SegReading> {
     }
     // Columns above the baseline only, so a decimal point does not widen a digit's blob.
     let cols = ink.column_counts(top, bottom - band * 15 / 100);
-    }
     let min_col = ((band as f32 * 0.08) as usize).max(1);
     let mut blobs: Vec<Blob> = Vec::new();
     let mut x = 0;
@@ -290,7 +287,6 @@ pub(crate) fn read_segments(crop: &RgbImage) -> Option<SegReading> {
         digits.push(SegDigit {
             digit: d.0,
             margin: d.1,
-            pos: (left + right) / 2.0 / w as f32,
         });
     }
     let point_after = find_point(&ink, rights, dw, top, bottom);
@@ -378,13 +374,13 @@ fn decode_cell(ink: &Ink, left: f32, right: f32, top: f32, bottom: f32) -> Optio
             .fold(0.0, f32::max)
     };
     let scores = [
-        horiz(0.0, 0.16),              // a
-        vert(0.72, 1.0, 0.18, 0.38),   // b
-        vert(0.72, 1.0, 0.62, 0.82),   // c
-        horiz(0.84, 1.0),              // d
-        vert(0.0, 0.28, 0.62, 0.82),   // e
-        vert(0.0, 0.28, 0.18, 0.38),   // f
-        horiz(0.4, 0.6),               // g
+        horiz(0.0, 0.16),            // a
+        vert(0.72, 1.0, 0.18, 0.38), // b
+        vert(0.72, 1.0, 0.62, 0.82), // c
+        horiz(0.84, 1.0),            // d
+        vert(0.0, 0.28, 0.62, 0.82), // e
+        vert(0.0, 0.28, 0.18, 0.38), // f
+        horiz(0.4, 0.6),             // g
     ];
     let mut bits = 0u8;
     for (i, s) in scores.iter().enumerate() {
@@ -402,4 +398,110 @@ fn decode_cell(ink: &Ink, left: f32, right: f32, top: f32, bottom: f32) -> Optio
         .min_by_key(|&(_, n)| n)?;
     // A pattern that is no digit: its nearest digit is a guess, said so by the margin.
     Some((digit, if dist == 0 { margin } else { 0.0 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    const FIELD: [u8; 3] = [190, 196, 180];
+    const INK: [u8; 3] = [30, 34, 30];
+
+    /// Draws a segment display the way the photo generator does: cells of `dw` x `dh`
+    /// at a fixed pitch, slanted, unlit segments as faint ghosts, `.` as a baseline dot.
+    /// A space is a blank cell (ghosts only).
+    fn display(text: &str, slant: f32) -> RgbImage {
+        let (dw, dh, gap, t) = (30.0f32, 56.0f32, 10.0f32, 6.0f32);
+        let ghost = FIELD.map(|v| (v as f32 * 0.93) as u8);
+        let cells: Vec<char> = text.chars().filter(|&c| c != '.').collect();
+        let w = (cells.len() as f32 * (dw + gap) + 60.0) as u32;
+        let mut img = RgbImage::from_pixel(w, 96, Rgb(FIELD));
+        let (x0, y0) = (20.0f32, 20.0f32);
+        // Segment rectangles in cell units: (x0, y0, x1, y1), order a..g.
+        let h2 = dh / 2.0;
+        let rects = [
+            (t, 0.0, dw - t, t),
+            (dw - t, t, dw, h2 - 1.0),
+            (dw - t, h2 + 1.0, dw, dh - t),
+            (t, dh - t, dw - t, dh),
+            (0.0, h2 + 1.0, t, dh - t),
+            (0.0, t, t, h2 - 1.0),
+            (t, h2 - t / 2.0, dw - t, h2 + t / 2.0),
+        ];
+        let paint = |img: &mut RgbImage, cx: f32, r: (f32, f32, f32, f32), c: [u8; 3]| {
+            for y in r.1 as u32..r.3 as u32 {
+                let shift = slant * (dh - y as f32);
+                for x in r.0 as u32..r.2 as u32 {
+                    let px = (x0 + cx + x as f32 + shift) as u32;
+                    img.put_pixel(px, (y0 + y as f32) as u32, Rgb(c));
+                }
+            }
+        };
+        let mut i = 0;
+        for ch in text.chars() {
+            if ch == '.' {
+                let cx = i as f32 * (dw + gap) - gap / 2.0 - 3.0;
+                paint(&mut img, cx, (0.0, dh - 6.0, 6.0, dh), INK);
+                continue;
+            }
+            let lit = PATTERNS.iter().find(|p| p.0 == ch).map_or(0, |p| p.1);
+            for (k, r) in rects.iter().enumerate() {
+                let c = if lit & (1 << k) != 0 { INK } else { ghost };
+                paint(&mut img, i as f32 * (dw + gap), *r, c);
+            }
+            i += 1;
+        }
+        img
+    }
+
+    #[test]
+    fn reads_sevens_ghosted_zero_and_point() {
+        // A lit 0 whose unlit g is a visible ghost must not become an 8, a 7 not a 1.
+        let r = read_segments(&display("0712.5", 0.0));
+        assert_eq!(r.map(|r| r.text()), Some("0712.5".to_string()));
+    }
+
+    #[test]
+    fn blank_ghost_cells_are_skipped_and_slant_is_undone() {
+        let r = read_segments(&display("  94017.38", 0.12));
+        assert_eq!(r.map(|r| r.text()), Some("94017.38".to_string()));
+    }
+
+    #[test]
+    fn every_digit_decodes_cleanly() {
+        let r = read_segments(&display("1234567890", 0.08));
+        let r = r.map(|r| (r.text(), r.min_margin() > 0.3));
+        assert_eq!(r, Some(("1234567890".to_string(), true)));
+    }
+
+    #[test]
+    fn reads_a_committed_lcd_photo() {
+        // testdata/photos/0005.jpg (seed 3, label 072679.3, leading 0 blanked, rotated
+        // -15°): the box the reader crops for the decoder, recorded from a run.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/photos/0005.jpg");
+        let img = image::open(path).map(|i| i.to_rgb8());
+        assert!(img.is_ok(), "cannot open {path}");
+        let Ok(img) = img else { return };
+        let b = crate::ocr::TextBox {
+            cx: 454.9,
+            cy: 285.4,
+            ux: 0.970,
+            uy: 0.2431,
+            w: 469.5,
+            h: 148.7,
+            score: 1.0,
+        };
+        let crop = crate::ocr::sample_box(&img, &b, (96.0 * b.w / b.h) as u32, 96);
+        let r = read_segments(&crop).map(|r| (r.text(), r.min_margin() >= 0.15));
+        assert_eq!(r, Some(("72679.3".to_string(), true)));
+    }
+
+    #[test]
+    fn a_flat_crop_has_no_digits() {
+        assert_eq!(
+            read_segments(&RgbImage::from_pixel(200, 96, Rgb(FIELD))),
+            None
+        );
+    }
 }
