@@ -14,6 +14,7 @@ mod meter;
 mod ocr;
 mod pdf;
 mod pool;
+mod segments;
 
 pub use meter::{
     default_models_dir, MeterReader, MeterReading, MeterUnit, CONFIDENCE_THRESHOLD, DET_MODEL,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use image::{ImageReader, Limits, RgbImage};
 
-use crate::ocr::{merge_line_boxes, Ocr, RecLine};
+use crate::ocr::{merge_line_boxes, sample_box, Ocr, RecLine};
+use crate::segments::{read_segments, SegReading};
 use crate::Error;
 
 /// Readings at or above this confidence may be used without a human looking at the photo.
@@ -162,6 +163,20 @@ impl MeterReader {
                 reading.confidence *= 0.3;
             }
         }
+        // Segment displays: cross-check with the geometric seven-segment decoder, which
+        // does not share the recogniser's 7/1 and ghost-0/8 confusions and sees small points.
+        if dark_on_light(&line.crop) {
+            // Taller than the detector box (it clips segment ends) and longer on the right
+            // (it can miss the last digit); the decoder ignores the unit and other marks.
+            let mut b = line.bbox.extended(0.3 * line.bbox.h, 0.9 * line.bbox.h);
+            b.h *= 1.4;
+            let seg_w = ((SEG_CROP_H as f32 * b.w / b.h.max(1.0)) as u32).clamp(16, 4000);
+            let crop = sample_box(img, &b, seg_w, SEG_CROP_H);
+            if let Some(seg) = read_segments(&crop) {
+                tracing::debug!(ctc = %reading.digits, seg = %seg.text(), "segment cross-check");
+                reading = cross_check(reading, &seg);
+            }
+        }
         reading.confidence = calibrate(reading.confidence);
         Ok(Some(reading))
     }
@@ -174,6 +189,67 @@ impl MeterReader {
         boxes.truncate(MAX_LINES);
         boxes.iter().map(|b| self.ocr.recognise(img, b)).collect()
     }
+}
+
+/// Height of the crop the segment decoder reads; more only costs time.
+const SEG_CROP_H: u32 = 96;
+/// Weakest segment decision (0..0.5) for the decoder's reading to stand against the
+/// recogniser's; below it a cell is a guess. Tuned on the dev split.
+const SEG_CLEAN_MARGIN: f32 = 0.15;
+/// Raw confidence of a reading on which recogniser and segment decoder agree exactly;
+/// the two fail in different ways, so agreement is strong evidence. Tuned on the dev split.
+const SEG_AGREE_CONF: f32 = 0.9;
+
+/// Merges the recogniser's reading of an LCD line with the segment decoder's. Agreement
+/// raises the confidence; disagreement lowers it, and a clean segment reading (every cell
+/// a valid pattern, read clearly) replaces the recogniser's digits.
+fn cross_check(mut reading: MeterReading, seg: &SegReading) -> MeterReading {
+    let ctc_plain = reading.digits.replace('.', "");
+    let ctc_point = reading.digits.find('.');
+    let seg_plain: String = seg.digits.iter().map(|d| d.digit).collect();
+    // A decoder reading of another length is no segment display at all (white drum rolls
+    // look dark-on-light too) or a different line: nothing to compare.
+    if seg_plain.len() < 4 || seg_plain.len().abs_diff(ctc_plain.len()) > 1 {
+        return reading;
+    }
+    let clean = seg.min_margin() >= SEG_CLEAN_MARGIN && (4..=10).contains(&seg.digits.len());
+    let mut text = reading.digits.clone();
+    if ctc_plain == seg_plain {
+        match (ctc_point, seg.point_after) {
+            (a, b) if a == b => {
+                if clean {
+                    reading.confidence = reading.confidence.max(SEG_AGREE_CONF);
+                }
+            }
+            (None, Some(_)) => {
+                // The recogniser often misses a segment display's point; the decoder saw it.
+                text = seg.text();
+                if clean {
+                    reading.confidence = reading.confidence.max(SEG_AGREE_CONF);
+                }
+            }
+            // A point only the recogniser saw: the decoder may have missed it.
+            (Some(_), None) => {}
+            _ => reading.confidence *= 0.3,
+        }
+    } else if clean {
+        text = match (seg.point_after, ctc_point) {
+            (None, Some(k)) if seg_plain.len() == ctc_plain.len() => {
+                format!("{}.{}", &seg_plain[..k], &seg_plain[k..])
+            }
+            _ => seg.text(),
+        };
+        reading.confidence *= 0.3;
+    } else {
+        reading.confidence *= 0.3;
+    }
+    if text != reading.digits {
+        if let Ok(value) = text.parse() {
+            reading.digits = text;
+            reading.value = value;
+        }
+    }
+    reading
 }
 
 /// Decodes with size limits and scales big photos down to [`WORK_SIDE`].

@@ -9,8 +9,8 @@
 //!     source deploy/local/lib.sh && ensure_ocr_models
 //!     pip install Pillow
 //!     python3 shared/attachments/testdata/gen_meter_photos.py /tmp/meters-dev --seed 1 --count 180
-//!     python3 shared/attachments/testdata/gen_meter_photos.py /tmp/meters-test --seed 5 --count 180
-//!     cargo run --release -p switchyard-attachments --bin switchyard-bench-ocr -- /tmp/meters-test
+//!     python3 shared/attachments/testdata/gen_meter_photos.py /tmp/meters-test11 --seed 11 --count 180
+//!     cargo run --release -p switchyard-attachments --bin switchyard-bench-ocr -- /tmp/meters-test11
 //!
 //! CPU time is the reading thread's own (Linux schedstat), one thread per photo.
 
