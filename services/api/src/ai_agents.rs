@@ -582,6 +582,7 @@ async fn preview_agent(
 #[serde(rename_all = "camelCase")]
 struct OutcomeRequest {
     /// A stored agent…
+    #[schema(minimum = 1)]
     ai_agent_id: Option<i64>,
     /// …or an unsaved definition.
     ai_agent: Option<AiAgent>,

@@ -455,8 +455,13 @@ impl UpdateTicket {
             Some(v) => Some(
                 v.as_i64()
                     .or_else(|| {
+                        // Digits only, at most 18 significant ones (the document's pattern).
                         v.as_str()
-                            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                            .filter(|s| {
+                                !s.is_empty()
+                                    && s.bytes().all(|b| b.is_ascii_digit())
+                                    && s.trim_start_matches('0').len() <= 18
+                            })
                             .and_then(|s| s.parse().ok())
                     })
                     .filter(|c| *c > 0)

@@ -50,6 +50,7 @@ enum AgentChannel {
 pub struct AiAgent {
     /// Assigned by the server; ignored on create.
     #[serde(default)]
+    #[schema(read_only)]
     pub id: i64,
     #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
