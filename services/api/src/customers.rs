@@ -229,9 +229,6 @@ struct ImportContract {
     end_date: Option<i64>,
 }
 
-/// Contract dates the database can hold: 0001-01-01 to 9999-12-31, in unix seconds.
-const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
-
 /// Checks the fields the mirror relies on, naming the first bad one (`[3].contracts[0].id`).
 fn validate_import(body: &Value) -> ApiResult<()> {
     let list = body
@@ -314,7 +311,10 @@ fn validate_import(body: &Value) -> ApiResult<()> {
             }
             for date in ["startDate", "endDate"] {
                 let bad = k.get(date).is_some_and(|d| {
-                    !d.is_null() && d.as_i64().is_none_or(|s| !UNIX_SECONDS.contains(&s))
+                    !d.is_null()
+                        && d.as_i64().is_none_or(|s| {
+                            !switchyard_domain::time::STORABLE_UNIX_SECONDS.contains(&s)
+                        })
                 });
                 if bad {
                     return Err(ApiError::field(

@@ -42,7 +42,7 @@ fn setting_paths(doc: &mut serde_json::Value) {
 pub(crate) fn finish(doc: &OpenApi) -> serde_json::Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     setting_paths(&mut doc);
-    require_ticket_text(&mut doc);
+    ticket_rules(&mut doc);
     settings_body(&mut doc);
     if let Some(filter) = doc.pointer_mut("/components/schemas/Filter") {
         *filter = switchyard_store::search::filter_schema();
@@ -87,18 +87,11 @@ fn outcome_rules(doc: &mut serde_json::Value) {
             {"required": ["aiAgent"], "properties": {"aiAgent": {"type": "object"}}}
         ]);
     }
-    // A nested `_tag[<id>]` key may name a tag that does not exist.
-    if let Some(responses) = doc.pointer_mut("/paths/~1api~1mind~1settings/post/responses") {
-        responses["404"] = json!({
-            "description": "A nested key names a tag that does not exist",
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        });
-    }
 }
 
-/// `POST /api/mind/ticket`: a subject or a body with text, a sender unless the channel is
-/// `system`, no empty recipient.
-fn require_ticket_text(doc: &mut serde_json::Value) {
+/// Tickets: a contract id as a number or digits; on `POST /api/mind/ticket` a subject or a body
+/// with text, a sender unless the channel is `system` (an address on `email`), no empty recipient.
+fn ticket_rules(doc: &mut serde_json::Value) {
     // A contract id is accepted as a number or as a string of digits; a change must name a
     // positive id that fits 64 bits.
     let contract_ids = [
@@ -130,9 +123,9 @@ fn require_ticket_text(doc: &mut serde_json::Value) {
     let text = json!({"type": "string", "pattern": "\\S"});
     schema["properties"]["to"]["items"] = text.clone();
     // The sender on channel email (the default) must contain an address.
-    let not_email: Vec<&str> = switchyard_domain::Channel::ALL
+    let not_email: Vec<&str> = switchyard_domain::Channel::NAMES
         .iter()
-        .map(|c| c.as_str())
+        .copied()
         .filter(|c| *c != "email")
         .collect();
     let email = json!({"type": "string", "pattern": crate::tickets::EMAIL_PATTERN});

@@ -171,8 +171,12 @@ fn whole_number(v: &str) -> Option<String> {
     if v.parse::<i64>().is_ok() {
         return None;
     }
-    let f: f64 = v.trim().parse().ok()?;
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then(|| format!("{}", f as i64))
+    whole(v.trim().parse().ok()?).map(|n| n.to_string())
+}
+
+/// A float without a fractional part as the integer it is (within f64's exact range).
+fn whole(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// PostgreSQL text cannot hold U+0000; it becomes U+FFFD, as undecodable bytes do elsewhere,
@@ -230,10 +234,8 @@ fn integral_floats_to_integers(v: &mut serde_json::Value) {
     use serde_json::Value;
     match v {
         Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    *v = Value::from(f as i64);
-                }
+            if let Some(i) = n.as_f64().and_then(whole) {
+                *v = Value::from(i);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),

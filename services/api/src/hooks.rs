@@ -133,7 +133,7 @@ struct EventSearch {
 }
 
 fn event_status_schema() -> utoipa::openapi::Object {
-    switchyard_store::schema::optional_string_enum(&["open", "processing", "closed", "error"])
+    switchyard_domain::schema::optional_string_enum(&["open", "processing", "closed", "error"])
 }
 
 #[derive(Serialize, ToSchema)]
@@ -211,7 +211,7 @@ struct UdfFilter {
 }
 
 fn udf_filter_schema() -> utoipa::openapi::Object {
-    switchyard_store::schema::string_enum(&["udf", "tool", "all", ""])
+    switchyard_domain::schema::string_enum(&["udf", "tool", "all", ""])
 }
 
 #[derive(Serialize, ToSchema)]

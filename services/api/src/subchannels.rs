@@ -39,11 +39,9 @@ fn channels_schema() -> utoipa::openapi::Object {
 }
 
 fn channel_names() -> Vec<&'static str> {
-    switchyard_domain::Channel::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .chain(["all"])
-        .collect()
+    let mut names = switchyard_domain::Channel::NAMES.to_vec();
+    names.push("all");
+    names
 }
 
 /// `"email, chat"` → `["email", "chat"]`; `all` and empty items mean every channel; an unknown

@@ -66,8 +66,7 @@ pub struct CreateTicket {
     pub additional_data: Option<Value>,
 }
 
-/// Unix seconds PostgreSQL can hold as a timestamp here: the years 1 to 9999.
-const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+use switchyard_domain::time::STORABLE_UNIX_SECONDS as UNIX_SECONDS;
 
 fn created_at_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{

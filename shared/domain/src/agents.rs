@@ -114,16 +114,7 @@ pub const PARAMETER_VALIDATIONS: &[&str] = &[
 ];
 
 fn validation_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .enum_values(Some(
-            PARAMETER_VALIDATIONS
-                .iter()
-                .map(|v| Value::from(*v))
-                .chain([Value::Null]),
-        ))
-        .build()
+    crate::schema::optional_string_enum(PARAMETER_VALIDATIONS)
 }
 
 /// A value the agent needs, read from the message (or the ticket, contract, customer).

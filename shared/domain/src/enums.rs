@@ -20,7 +20,7 @@ macro_rules! wire_enum {
                 let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
-                    .enum_values(Some([$($wire),+]))
+                    .enum_values(Some(Self::NAMES.iter().copied()))
                     .description((!description.is_empty()).then_some(description))
                     .into()
             }
@@ -30,6 +30,9 @@ macro_rules! wire_enum {
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire names, in the order of `ALL`.
+            pub const NAMES: &'static [&'static str] = &[$($wire),+];
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod enums;
 pub mod envelope;
 pub mod mail;
+pub mod schema;
 pub mod signing;
 pub mod ticket;
 pub mod time;

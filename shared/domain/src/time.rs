@@ -4,6 +4,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 pub const TICKET_TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
+/// Unix seconds of the years 1 to 9999: what a PostgreSQL timestamp holds and clients mean;
+/// beyond it a value would fail in the database instead of in validation.
+pub const STORABLE_UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
 pub fn format_ticket_time(t: DateTime<Utc>) -> String {
     t.format(TICKET_TIME_FORMAT).to_string()
 }

@@ -380,7 +380,7 @@ impl Udf {
 }
 
 fn udf_type_schema() -> utoipa::openapi::Object {
-    crate::schema::optional_string_enum(&["udf", "tool"])
+    switchyard_domain::schema::optional_string_enum(&["udf", "tool"])
 }
 
 fn valid_udf_name(name: &str) -> bool {

@@ -21,7 +21,6 @@ pub mod quality;
 pub mod reloading;
 pub mod replies;
 pub mod routing;
-pub mod schema;
 pub mod search;
 pub mod settings;
 pub mod stage_runs;

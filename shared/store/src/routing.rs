@@ -58,7 +58,7 @@ pub const TAG_COLORS: &[&str] = &[
 pub const TAG_PRIORITIES: &[&str] = &["do-not-change", "low", "medium", "high", "urgent"];
 
 mod tag_schema {
-    use crate::schema::{optional_string_enum, string_enum_array};
+    use switchyard_domain::schema::{optional_string_enum, string_enum_array};
     use utoipa::openapi::{schema::Array, Object};
     pub fn reference() -> Object {
         optional_string_enum(super::TAG_REFERENCES)
@@ -79,11 +79,7 @@ mod tag_schema {
         string_enum_array(&["defaultSkill"])
     }
     pub fn channels() -> Array {
-        let names: Vec<&str> = switchyard_domain::Channel::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect();
-        string_enum_array(&names)
+        string_enum_array(switchyard_domain::Channel::NAMES)
     }
     pub fn assignment() -> Array {
         string_enum_array(super::ASSIGNMENTS)

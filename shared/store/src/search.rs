@@ -33,79 +33,55 @@ enum Kind {
     Enum(&'static [&'static str]),
 }
 
+/// Every filter key: (key, SQL expression over `t`, kind). The one table both the query builder
+/// and the OpenAPI document (`filter_schema`) read.
+const COLUMNS: &[(&str, &str, Kind)] = {
+    use switchyard_domain::{
+        AiSupportLevel, Channel, Direction, Priority, Sentiment, TicketStatus,
+    };
+    use Kind::*;
+    &[
+        ("t.id", "t.id", Int),
+        ("t.status", "t.status", Enum(TicketStatus::NAMES)),
+        ("t.channel", "t.channel", Enum(Channel::NAMES)),
+        ("t.direction", "t.direction", Enum(Direction::NAMES)),
+        ("t.priority", "t.priority", Enum(Priority::NAMES)),
+        (
+            "t.aiSupportLevel",
+            "t.ai_support_level",
+            Enum(AiSupportLevel::NAMES),
+        ),
+        ("t.sentiment", "t.sentiment", Enum(Sentiment::NAMES)),
+        ("t.spamStatus", "t.spam_status", Text),
+        ("t.from", "t.from_addr", Text),
+        ("t.languageCode", "t.language_code", Text),
+        ("t.createdAt", "t.created_at", Time),
+        ("t.modifiedAt", "t.modified_at", Time),
+        ("t.dueBy", "t.due_by", Time),
+        ("t.lastMessageAt", "t.last_customer_message_at", Time),
+        (
+            "t.lastCustomerMessageAt",
+            "t.last_customer_message_at",
+            Time,
+        ),
+        ("t.agentId", "t.agent_id", Int),
+        ("t.contractId", "t.contract_id", Int),
+        ("t.customerId", "t.customer_id", Int),
+        ("t.subchannelId", "t.subchannel_id", Int),
+        ("tt.tagId", "tt.tagId", Int),
+        ("i.aiAgentId", "i.aiAgentId", Int),
+    ]
+};
+
 /// key → (SQL expression over `t`, kind)
 fn column(key: &str) -> Option<(&'static str, Kind)> {
-    use Kind::*;
-    Some(match key {
-        "t.id" => ("t.id", Int),
-        "t.status" => (
-            "t.status",
-            Enum(&[
-                "open",
-                "pending",
-                "resolved",
-                "closed",
-                "waitingOnCustomer",
-                "waitingOnThirdParty",
-            ]),
-        ),
-        "t.channel" => (
-            "t.channel",
-            Enum(&[
-                "email", "portal", "phone", "letter", "system", "chat", "walkIn",
-            ]),
-        ),
-        "t.direction" => ("t.direction", Enum(&["in", "out", "internal"])),
-        "t.priority" => ("t.priority", Enum(&["low", "medium", "high", "urgent"])),
-        "t.aiSupportLevel" => (
-            "t.ai_support_level",
-            Enum(&["unprocessed", "human", "bot", "automated"]),
-        ),
-        "t.sentiment" => ("t.sentiment", Enum(&["positive", "neutral", "negative"])),
-        "t.spamStatus" => ("t.spam_status", Text),
-        "t.from" => ("t.from_addr", Text),
-        "t.languageCode" => ("t.language_code", Text),
-        "t.createdAt" => ("t.created_at", Time),
-        "t.modifiedAt" => ("t.modified_at", Time),
-        "t.dueBy" => ("t.due_by", Time),
-        "t.lastMessageAt" | "t.lastCustomerMessageAt" => ("t.last_customer_message_at", Time),
-        "t.agentId" => ("t.agent_id", Int),
-        "t.contractId" => ("t.contract_id", Int),
-        "t.customerId" => ("t.customer_id", Int),
-        "t.subchannelId" => ("t.subchannel_id", Int),
-        "tt.tagId" => ("tt.tagId", Int),
-        "i.aiAgentId" => ("i.aiAgentId", Int),
-        _ => return None,
-    })
+    COLUMNS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, col, kind)| (*col, *kind))
 }
 
-/// Every filter key, for the OpenAPI document (the `column` table is the rule).
-pub const KEYS: &[&str] = &[
-    "t.id",
-    "t.status",
-    "t.channel",
-    "t.direction",
-    "t.priority",
-    "t.aiSupportLevel",
-    "t.sentiment",
-    "t.spamStatus",
-    "t.from",
-    "t.languageCode",
-    "t.createdAt",
-    "t.modifiedAt",
-    "t.dueBy",
-    "t.lastMessageAt",
-    "t.lastCustomerMessageAt",
-    "t.agentId",
-    "t.contractId",
-    "t.customerId",
-    "t.subchannelId",
-    "tt.tagId",
-    "i.aiAgentId",
-];
-
-/// Unix seconds PostgreSQL can compare with a timestamp: the years 1 to 9999.
-const UNIX_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+use switchyard_domain::time::STORABLE_UNIX_SECONDS as UNIX_SECONDS;
 
 /// JSON Schema of one filter: for each kind of key, the comparators it takes and the values
 /// `typed` accepts, so the document states the filter language the server enforces.
@@ -147,10 +123,7 @@ pub fn filter_schema() -> Value {
     let list = |item: &Value, min: usize| json!({"type": "array", "items": item, "minItems": min});
     let mut variants = Vec::new();
     let mut by_kind: Vec<(Vec<&str>, Kind)> = Vec::new();
-    for key in KEYS {
-        let Some((col, kind)) = column(key) else {
-            continue;
-        };
+    for (key, col, kind) in COLUMNS.iter().copied() {
         if col == "tt.tagId" || col == "i.aiAgentId" {
             variants.push(variant(vec![key], &["=", "!="], &[("value", int.clone())]));
             variants.push(variant(vec![key], &["in"], &[("values", list(&int, 0))]));

@@ -104,6 +104,9 @@ fn language_codes(v: &Value) -> Result<(), String> {
     }
 }
 
+const TAG_MATCHING_MODES: &[&str] = &["matchAny", "matchAll"];
+const ORDERING_SEQUENCES: &[&str] = &["slaDue", "prioritySla", "priorityNewest", "priorityOldest"];
+
 fn bool_schema() -> Value {
     json!({"type": "boolean"})
 }
@@ -132,9 +135,9 @@ fn agent_list_schema() -> Value {
 }
 
 fn hours_by_channel_schema() -> Value {
-    let channels: serde_json::Map<String, Value> = switchyard_domain::Channel::ALL
+    let channels: serde_json::Map<String, Value> = switchyard_domain::Channel::NAMES
         .iter()
-        .map(|c| (c.as_str().to_owned(), hours_schema()))
+        .map(|c| ((*c).to_owned(), hours_schema()))
         .collect();
     json!({"type": "object", "properties": channels, "additionalProperties": false})
 }
@@ -241,8 +244,8 @@ pub static DEFINITIONS: &[SettingDef] = &[
         secret: false,
         description: "matchAny: an agent needs one of the ticket's routing tags as a skill; matchAll: all of them.",
         default: || json!("matchAny"),
-        check: |v| one_of(v, &["matchAny", "matchAll"]),
-        schema: || json!({"type": "string", "enum": ["matchAny", "matchAll"]}),
+        check: |v| one_of(v, TAG_MATCHING_MODES),
+        schema: || json!({"type": "string", "enum": TAG_MATCHING_MODES}),
     },
     SettingDef {
         name: "autopilotOrderingSequence",
@@ -251,8 +254,8 @@ pub static DEFINITIONS: &[SettingDef] = &[
         secret: false,
         description: "Queue order: slaDue, prioritySla, priorityNewest or priorityOldest.",
         default: || json!("slaDue"),
-        check: |v| one_of(v, &["slaDue", "prioritySla", "priorityNewest", "priorityOldest"]),
-        schema: || json!({"type": "string", "enum": ["slaDue", "prioritySla", "priorityNewest", "priorityOldest"]}),
+        check: |v| one_of(v, ORDERING_SEQUENCES),
+        schema: || json!({"type": "string", "enum": ORDERING_SEQUENCES}),
     },
     SettingDef {
         name: "lastAgentRouting",
@@ -367,9 +370,8 @@ pub static DEFINITIONS: &[SettingDef] = &[
         secret: false,
         description: "Closed tickets are deleted with their messages and attachments this many days after closing; 0 keeps them. Test-case tickets are kept.",
         default: || json!(0),
-        // 30.0 is the whole number 30 in JSON (and so in the document's "integer").
-        check: |v| match v.as_f64() {
-            Some(d) if d.fract() == 0.0 && (0.0..=36500.0).contains(&d) => Ok(()),
+        check: |v| match v.as_i64() {
+            Some(d) if (0..=36500).contains(&d) => Ok(()),
             _ => Err("must be a whole number of days from 0 to 36500".into()),
         },
         schema: || json!({"type": "integer", "minimum": 0, "maximum": 36500}),

@@ -49,7 +49,7 @@ pub async fn get_user(conn: &mut PgConnection, id: i64) -> Result<User> {
 }
 
 fn status_schema() -> utoipa::openapi::Object {
-    crate::schema::optional_string_enum(STATUSES)
+    switchyard_domain::schema::optional_string_enum(STATUSES)
 }
 
 /// The routing fields of a user an admin (or, for `status`, the user) may change.
