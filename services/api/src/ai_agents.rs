@@ -616,6 +616,9 @@ async fn agent_outcome(
     ApiJson(req): ApiJson<OutcomeRequest>,
 ) -> ApiResult<Json<OutcomeAnswer>> {
     auth.require(Permission::ReadTickets)?;
+    if req.ai_agent_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::field("aiAgentId", "must be a positive id"));
+    }
     let mut conn = state.store.pool().acquire().await?;
     let agent = match (req.ai_agent, req.ai_agent_id) {
         (Some(a), _) => {

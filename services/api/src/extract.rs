@@ -174,9 +174,11 @@ fn whole_number(v: &str) -> Option<String> {
     whole(v.trim().parse().ok()?).map(|n| n.to_string())
 }
 
-/// A float without a fractional part as the integer it is (within f64's exact range).
+/// A float without a fractional part as the integer it is, up to 2^53 (beyond it a float no
+/// longer names one integer).
 fn whole(f: f64) -> Option<i64> {
-    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
 }
 
 /// PostgreSQL text cannot hold U+0000; it becomes U+FFFD, as undecodable bytes do elsewhere,
@@ -342,6 +344,8 @@ mod tests {
     fn whole_floats_are_integers_in_integer_parameters_only() {
         let p = query("/x?limit=-5.0&q=5.0").expect("accepted");
         assert_eq!(p.limit, Some(-5));
+        let p = query("/x?limit=-9007199254740991.0").expect("2^53 - 1 is exact");
+        assert_eq!(p.limit, Some(-9_007_199_254_740_991));
         assert_eq!(
             p.q.as_deref(),
             Some("5.0"),
